@@ -1,0 +1,162 @@
+"""Profiles, device, seeding and paths: the knobs every notebook and the CLI share.
+
+A *profile* fixes only sizes and step counts; the code path is the same for all
+three (book section "How to run this book"):
+
+- ``smoke``: seconds per notebook on 2 CPU cores (what CI and the tests run);
+- ``cpu``: a laptop, minutes per model, results that already show the effects;
+- ``gpu``: the papers' architectures and schedules (Colab or a workstation).
+
+The profile is chosen by the environment variable ``NCTUTOR_PROFILE``
+(default ``smoke``), or passed explicitly to :func:`get_profile`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+PROFILE_ENV = "NCTUTOR_PROFILE"
+DATA_ENV = "NCTUTOR_DATA"
+CACHE_ENV = "NCTUTOR_CACHE"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes and schedules of one profile (book section "How to run this book").
+
+    Attributes:
+        name: ``"smoke"``, ``"cpu"`` or ``"gpu"``.
+        patch_size: side of the square random crops used for training.
+        batch_size: training crops per step.
+        steps: optimizer steps per model.
+        lr: initial Adam learning rate of the main parameters.
+        lr_drop: fraction of ``steps`` after which the learning rate drops 10x.
+        aux_lr: learning rate of the entropy bottleneck's auxiliary (quantile) loss.
+        N: channel width of the transforms (Ballé et al. 2018's N).
+        M: channels of the latent y (Ballé et al. 2018's M).
+        val_every: steps between validations on Kodak crops (0: never).
+        val_crop: side of the centre crop of each Kodak image used in validation.
+        eval_images: how many Kodak images the evaluations use (24 = all).
+        eval_crop: side of the centre crop for evaluation (0 = whole image).
+        num_workers: data loader worker processes.
+        amp: use mixed precision (bfloat16 autocast) on CUDA.
+    """
+
+    name: str
+    patch_size: int
+    batch_size: int
+    steps: int
+    lr: float
+    lr_drop: float
+    aux_lr: float
+    N: int
+    M: int
+    val_every: int
+    val_crop: int
+    eval_images: int
+    eval_crop: int
+    num_workers: int
+    amp: bool
+
+    def to_dict(self) -> dict:
+        """The profile as a plain dict (stored in checkpoint manifests)."""
+        return asdict(self)
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke", patch_size=64, batch_size=4, steps=30, lr=1e-3, lr_drop=0.8,
+        aux_lr=1e-3, N=16, M=24, val_every=0, val_crop=128, eval_images=2, eval_crop=256,
+        num_workers=0, amp=False,
+    ),
+    "cpu": Profile(
+        name="cpu", patch_size=128, batch_size=8, steps=6000, lr=1e-3, lr_drop=0.75,
+        aux_lr=1e-3, N=64, M=96, val_every=500, val_crop=256, eval_images=24, eval_crop=0,
+        num_workers=2, amp=False,
+    ),
+    "gpu": Profile(
+        name="gpu", patch_size=256, batch_size=16, steps=300_000, lr=1e-4, lr_drop=0.9,
+        aux_lr=1e-3, N=128, M=192, val_every=5000, val_crop=512, eval_images=24, eval_crop=0,
+        num_workers=8, amp=True,
+    ),
+}
+
+
+def get_profile(name: str | None = None, **overrides) -> Profile:
+    """Return the profile ``name`` (default: ``$NCTUTOR_PROFILE``, else ``smoke``).
+
+    Keyword arguments override single fields, e.g. ``get_profile("cpu", steps=100)``.
+    Defined in the book's section "How to run this book".
+    """
+    name = (name or os.environ.get(PROFILE_ENV) or "smoke").strip().lower()
+    if name not in PROFILES:
+        raise ValueError(
+            f"unknown profile {name!r}: set {PROFILE_ENV} to one of {', '.join(PROFILES)}"
+        )
+    profile = PROFILES[name]
+    unknown = set(overrides) - set(profile.to_dict())
+    if unknown:
+        raise TypeError(f"Profile has no field(s) {sorted(unknown)}")
+    return replace(profile, **overrides) if overrides else profile
+
+
+def device(prefer: str | None = None):
+    """The torch device to use: ``prefer`` if given, else CUDA when present, else CPU."""
+    import torch
+
+    if prefer:
+        return torch.device(prefer)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python, NumPy and torch (all devices) so that runs repeat."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def repo_root() -> Path:
+    """The top folder of a source checkout (parent of the ``nctutor`` package)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def cache_dir() -> Path:
+    """Where nctutor keeps downloads and checkpoints.
+
+    ``$NCTUTOR_CACHE`` if set, else ``$XDG_CACHE_HOME/nctutor``, else ``~/.cache/nctutor``.
+    """
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "nctutor"
+
+
+def data_root_candidates() -> list[Path]:
+    """Data roots in the order they are searched (book section "Data").
+
+    1. ``$NCTUTOR_DATA`` when set (and then only it: an explicit choice is never
+       silently replaced);
+    2. ``../shared/data`` beside the checkout and beside the working directory;
+    3. the cache's ``data`` folder, which downloads fill.
+    """
+    if os.environ.get(DATA_ENV):
+        return [Path(os.environ[DATA_ENV]).expanduser()]
+    seen: list[Path] = []
+    for p in (
+        repo_root().parent / "shared" / "data",
+        Path.cwd().parent / "shared" / "data",
+        Path.cwd() / "shared" / "data",
+        cache_dir() / "data",
+    ):
+        p = p.resolve()
+        if p not in seen:
+            seen.append(p)
+    return seen

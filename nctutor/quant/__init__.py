@@ -1,0 +1,1 @@
+"""Quantizers that are the lessons themselves (written by hand): delta-sigma, lattices."""

@@ -1,0 +1,1 @@
+"""SymPy derivations of the book: one module per topic, returning SymPy objects."""

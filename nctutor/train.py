@@ -1,0 +1,281 @@
+"""One small trainer for every codec in the book (book section "Training a codec").
+
+In the spirit of nanoGPT: a dataclass config, one loop you can read top to bottom.
+
+- data: random crops of BSDS500 (:class:`nctutor.data.PatchDataset`), seeded per index so that a
+  run repeats exactly and a resumed run sees the same crops it would have seen;
+- loss: CompressAI's :class:`~compressai.losses.RateDistortionLoss`, ``λ·255²·MSE + bpp`` where
+  the rate is ``−Σ log2 likelihoods / pixels`` under additive uniform noise (Eq. (18)-(19) of the
+  code-space predictor supplement, book chapter "From rounding to bits");
+- two Adam optimizers: the network, and the entropy bottleneck's quantiles (auxiliary loss);
+- a tqdm bar with loss, bpp and PSNR; validation on central crops of Kodak images;
+- checkpoints (``checkpoint.pt`` + ``manifest.json``) written atomically every ``ckpt_every``
+  steps, at the end, and on Ctrl-C; a run restarted with the same config resumes where it stopped.
+- under ``torchrun`` (several processes) it trains with PyTorch DDP, no code change needed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from compressai.losses import RateDistortionLoss
+from tqdm.auto import tqdm
+
+from . import __version__, config, data, models
+
+CHECKPOINT = "checkpoint.pt"
+MANIFEST = "manifest.json"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be used (corrupted, or made for another model/config)."""
+
+
+@dataclass
+class TrainConfig:
+    """What to train and how; unset sizes come from the profile (:mod:`nctutor.config`)."""
+
+    model: str = "bmshj2018-factorized"
+    quality: int = 3
+    profile: str | None = None
+    steps: int | None = None
+    batch_size: int | None = None
+    patch_size: int | None = None
+    lr: float | None = None
+    N: int | None = None
+    M: int | None = None
+    seed: int = 0
+    out_dir: str | None = None
+    ckpt_every: int = 500
+    device: str | None = None
+    train_split: str = "train"
+
+    def resolved(self) -> dict:
+        """Every setting, with the profile's values filled in (stored in the manifest)."""
+        p = config.get_profile(self.profile)
+        out = asdict(self)
+        out["model"] = models.canonical_name(self.model)
+        out["profile"] = p.name
+        for key in ("steps", "batch_size", "patch_size", "lr", "N", "M"):
+            if out[key] is None:
+                out[key] = getattr(p, key)
+        out["lmbda"] = models.lmbda(self.quality)
+        out["run_dir"] = str(run_dir(self))
+        return out
+
+
+def run_dir(cfg: TrainConfig) -> Path:
+    """Where a run keeps its checkpoint: ``out_dir``, else ``<cache>/runs/<model>-q<Q>-<profile>``."""
+    if cfg.out_dir:
+        return Path(cfg.out_dir)
+    name = f"{models.canonical_name(cfg.model)}-q{cfg.quality}-{config.get_profile(cfg.profile).name}"
+    return config.cache_dir() / "runs" / name
+
+
+@dataclass
+class TrainResult:
+    """A trained model (in eval mode, entropy coders updated), its history and manifest."""
+
+    model: torch.nn.Module
+    history: list[dict] = field(default_factory=list)
+    manifest: dict = field(default_factory=dict)
+
+
+def psnr(mse: float) -> float:
+    """PSNR in dB of a mean squared error on ``[0, 1]`` images."""
+    return 10 * math.log10(1.0 / max(mse, 1e-12))
+
+
+def _atomic_save(obj, file: Path) -> None:
+    tmp = file.with_name(file.name + ".part")
+    if isinstance(obj, dict) and file.suffix == ".json":
+        tmp.write_text(json.dumps(obj, indent=2))
+    else:
+        torch.save(obj, tmp)
+    os.replace(tmp, file)
+
+
+def load_checkpoint(file: Path, map_location="cpu") -> dict:
+    """Load a checkpoint safely (``weights_only=True``); a damaged file gives CheckpointError."""
+    try:
+        return torch.load(file, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises many types for a damaged file
+        raise CheckpointError(
+            f"cannot read checkpoint {file}: {e}. Delete it to start the run afresh."
+        ) from e
+
+
+IDENTITY_KEYS = ("model", "quality", "N", "M", "patch_size", "batch_size", "seed", "train_split")
+
+
+@torch.no_grad()
+def validate(model: torch.nn.Module, images: data.ImageSet, crop: int, device) -> dict:
+    """Mean estimated bpp (from likelihoods, rounding as at test time) and PSNR on central crops."""
+    model.eval()
+    bpps, mses = [], []
+    for i in range(len(images)):
+        x = data.center_crop(images[i], crop)[None].to(device)
+        h, w = (x.shape[-2] // 64) * 64, (x.shape[-1] // 64) * 64
+        x = x[..., :h, :w]
+        out = model(x)
+        bits = sum(-torch.log2(lk).sum() for lk in out["likelihoods"].values())
+        bpps.append(float(bits) / (h * w))
+        mses.append(float(torch.mean((out["x_hat"].clamp(0, 1) - x) ** 2)))
+    model.train()
+    return {"bpp": sum(bpps) / len(bpps), "psnr": sum(psnr(m) for m in mses) / len(mses)}
+
+
+def _split_parameters(model: torch.nn.Module):
+    main = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
+    aux = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
+    return main, aux
+
+
+def train(cfg: TrainConfig | None = None, progress: bool = True) -> TrainResult:
+    """Train (or resume, or just load a finished run of) the codec described by ``cfg``.
+
+    Defined in book section "Training a codec".
+    """
+    cfg = cfg or TrainConfig()
+    settings = cfg.resolved()
+    profile = config.get_profile(cfg.profile)
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    rank, world = 0, 1
+    if distributed:
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        rank, world = dist.get_rank(), dist.get_world_size()
+    dev = config.device(cfg.device)
+    if distributed and dev.type == "cuda":
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+        torch.cuda.set_device(dev)
+
+    config.seed_everything(cfg.seed)
+    net = models.create(settings["model"], settings["N"], settings["M"]).to(dev)
+    main_params, aux_params = _split_parameters(net)
+    opt = torch.optim.Adam(main_params, lr=settings["lr"])
+    aux_opt = torch.optim.Adam(aux_params, lr=profile.aux_lr)
+    criterion = RateDistortionLoss(lmbda=settings["lmbda"])
+    steps = settings["steps"]
+    drop_at = int(profile.lr_drop * steps)
+
+    out = Path(settings["run_dir"])
+    ckpt_file = out / CHECKPOINT
+    step, seconds, history = 0, 0.0, []
+    if ckpt_file.exists():
+        ckpt = load_checkpoint(ckpt_file, map_location=dev)
+        stored = ckpt.get("settings", {})
+        mismatch = {k: (stored.get(k), settings[k]) for k in IDENTITY_KEYS
+                    if stored.get(k) != settings[k]}
+        if mismatch:
+            raise CheckpointError(
+                f"{ckpt_file} was made for another run (stored vs asked: {mismatch}). "
+                f"Use another out_dir, or delete the folder to start afresh."
+            )
+        net.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        aux_opt.load_state_dict(ckpt["aux_optimizer"])
+        torch.set_rng_state(ckpt["rng"].cpu())
+        step, seconds, history = ckpt["step"], ckpt["seconds"], ckpt["history"]
+
+    ddp = torch.nn.parallel.DistributedDataParallel(
+        net, find_unused_parameters=True) if distributed else net
+
+    dataset = data.PatchDataset(data.bsds500(cfg.train_split), settings["patch_size"],
+                                epoch_size=steps * settings["batch_size"] * world, seed=cfg.seed)
+    # Step s of rank r uses the items [(s·world + r)·B, … + B): a resumed run continues exactly.
+    bs = settings["batch_size"]
+    indices = [i for s in range(step, steps) for i in range((s * world + rank) * bs,
+                                                          (s * world + rank + 1) * bs)]
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.Subset(dataset, indices), batch_size=bs, shuffle=False,
+        num_workers=profile.num_workers if dev.type == "cuda" else min(profile.num_workers, 1),
+        persistent_workers=False)
+
+    val_images = data.kodak(profile.eval_images) if profile.val_every else None
+
+    def save() -> None:
+        if rank != 0:
+            return
+        out.mkdir(parents=True, exist_ok=True)
+        _atomic_save({"settings": settings, "model": net.state_dict(),
+                      "optimizer": opt.state_dict(), "aux_optimizer": aux_opt.state_dict(),
+                      "rng": torch.get_rng_state(), "step": step, "seconds": seconds,
+                      "history": history}, ckpt_file)
+        _atomic_save(_manifest(settings, step, seconds, history), out / MANIFEST)
+
+    bar = tqdm(total=steps, initial=step, disable=not progress or rank != 0,
+               desc=f"{settings['model']} q{cfg.quality} [{profile.name}]")
+    net.train()
+    tic = time.perf_counter()
+    try:
+        for x in loader:
+            for g in opt.param_groups:
+                g["lr"] = settings["lr"] * (0.1 if step >= drop_at else 1.0)
+            x = x.to(dev, non_blocking=True)
+            opt.zero_grad(set_to_none=True)
+            result = criterion(ddp(x), x)
+            result["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(main_params, 1.0)
+            opt.step()
+
+            aux_opt.zero_grad(set_to_none=True)
+            aux_loss = net.aux_loss()
+            aux_loss.backward()
+            if distributed:  # the quantiles live outside DDP's forward: average them by hand
+                for p in aux_params:
+                    dist.all_reduce(p.grad)
+                    p.grad /= world
+            aux_opt.step()
+
+            step += 1
+            record = {"step": step, "loss": float(result["loss"]),
+                      "bpp": float(result["bpp_loss"]), "psnr": psnr(float(result["mse_loss"])),
+                      "aux": float(aux_loss)}
+            if val_images is not None and (step % profile.val_every == 0 or step == steps):
+                record.update({f"val_{k}": v for k, v in
+                               validate(net, val_images, profile.val_crop, dev).items()})
+            history.append(record)
+            bar.set_postfix(loss=f"{record['loss']:.3f}", bpp=f"{record['bpp']:.3f}",
+                            psnr=f"{record['psnr']:.2f}")
+            bar.update()
+            if step % cfg.ckpt_every == 0:
+                seconds += time.perf_counter() - tic
+                tic = time.perf_counter()
+                save()
+    except KeyboardInterrupt:
+        seconds += time.perf_counter() - tic
+        save()
+        bar.close()
+        print(f"interrupted at step {step}; checkpoint saved in {out}: run again to resume")
+        raise
+    bar.close()
+    seconds += time.perf_counter() - tic
+    save()
+    if distributed:
+        dist.barrier()
+
+    net.eval()
+    net.update(force=True)
+    return TrainResult(net.cpu(), history, _manifest(settings, step, seconds, history))
+
+
+def _manifest(settings: dict, step: int, seconds: float, history: list[dict]) -> dict:
+    last = history[-1] if history else {}
+    return {
+        "nctutor_version": __version__,
+        "torch_version": torch.__version__,
+        "settings": settings,
+        "data": {"train": f"bsds500/{settings['train_split']}",
+                 "count": len(data.files(f"bsds500/{settings['train_split']}"))},
+        "steps": step,
+        "seconds": round(seconds, 1),
+        "final": {k: v for k, v in last.items() if k != "step"},
+    }
