@@ -192,17 +192,28 @@ def entropy_terms(p: Any) -> dict[str, Any]:
     px_t = [sp.Add(*q[:, j]) for j in range(m)]
     log2 = sp.log(2)
     h_r = _H_sym(pr.values())
-    h_cond = sp.Add(
-        *[-q[i, j] * sp.log(q[i, j] / px_t[j]) for i in range(n) for j in range(m) if q[i, j] != 0]
-    ) / log2
-    info = sp.Add(
-        *[
-            q[i, j] * sp.log(q[i, j] / (px_t[j] * pr[i - j]))
-            for i in range(n)
-            for j in range(m)
-            if q[i, j] != 0
-        ]
-    ) / log2
+    h_cond = (
+        sp.Add(
+            *[
+                -q[i, j] * sp.log(q[i, j] / px_t[j])
+                for i in range(n)
+                for j in range(m)
+                if q[i, j] != 0
+            ]
+        )
+        / log2
+    )
+    info = (
+        sp.Add(
+            *[
+                q[i, j] * sp.log(q[i, j] / (px_t[j] * pr[i - j]))
+                for i in range(n)
+                for j in range(m)
+                if q[i, j] != 0
+            ]
+        )
+        / log2
+    )
     return {"H_residual": h_r, "H_conditional": h_cond, "I_prediction_residual": info}
 
 
@@ -305,9 +316,7 @@ def bottleneck_example(q: Any = "1/4") -> dict[str, Any]:
 # --------------------------------------------------------------------------- Gaussian case
 
 
-def gaussian_entropies(
-    a: Any = None, sigma: Any = None, sigma_n: Any = None
-) -> dict[str, sp.Expr]:
+def gaussian_entropies(a: Any = None, sigma: Any = None, sigma_n: Any = None) -> dict[str, sp.Expr]:
     """Differential entropies (bits) of the Gaussian case x = a x~ + n.
 
     x~ ~ N(0, sigma^2) and n ~ N(0, sigma_n^2) are independent, so r = x - x~ = (a - 1) x~ + n is
