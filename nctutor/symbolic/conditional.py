@@ -181,7 +181,7 @@ def entropy_terms(p: Any) -> dict[str, Any]:
     if not symbolic:
         px_t = q.sum(axis=0)
         h_r = _H_num(np.array(list(pr.values())))
-        h_cond = _H_num(q) - _H_num(px_t)
+        h_cond = max(_H_num(q) - _H_num(px_t), 0.0)  # clip rounding below 0
         # I(x~; r) = H(x~) + H(r) - H(x~, r), and (x~, r) is a relabelling of (x, x~)
         pr_ij = np.array([[pr[i - j] for j in range(m)] for i in range(n)])
         ok = q > 0
