@@ -1,0 +1,197 @@
+"""The ``nctutor`` command: compress and decompress images, train codecs (book section "Real
+bitstreams → The command line").
+
+::
+
+    nctutor compress IN.png OUT.nct [--model mbt2018-mean] [--quality 3]
+    nctutor decompress IN.nct OUT.png
+    nctutor train NAME --quality Q [--profile P] [--steps N] [--out DIR]
+
+Models come from :func:`nctutor.zoo.load` (shipped weights, the cache, or a short training run at
+the current profile ``$NCTUTOR_PROFILE``); ``decompress`` reads the model's name, quality and
+profile from the file's header. ``train`` works under ``torchrun`` (PyTorch DDP) unchanged.
+
+Errors in what the user gave (a missing or unreadable file, a damaged ``.nct``, a bad option) are
+printed as one line ``nctutor: error: …`` and exit with status 2; anything else is an internal
+error (status 1; set ``NCTUTOR_DEBUG=1`` for the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+from . import __version__
+
+EXIT_USAGE = 2
+EXIT_INTERNAL = 1
+
+
+def _input_mode(file: Path) -> str | None:
+    """Pillow's mode of an image file (``"RGB"``, ``"L"``, ``"RGBA"``, ``"I;16"``…), if readable."""
+    from PIL import Image
+
+    try:
+        with Image.open(file) as im:
+            return im.mode
+    except (OSError, ValueError):
+        return None  # load_image raises the proper error
+
+
+def _write_atomic(file: Path, payload: bytes) -> None:
+    tmp = file.with_name(f".{file.name}.part")
+    tmp.write_bytes(payload)
+    os.replace(tmp, file)
+
+
+def cmd_compress(args: argparse.Namespace) -> int:
+    """``nctutor compress``: image file → ``.nct`` file; prints bytes, bpp and seconds."""
+    from . import bitstream, data, zoo
+
+    src, dst = Path(args.input), Path(args.output)
+    if not src.is_file():
+        raise FileNotFoundError(f"input file {src} does not exist")
+    mode = _input_mode(src)
+    if mode is not None and mode != "RGB":
+        warnings.warn(f"{src}: {mode} image converted to 8-bit RGB before compression",
+                      UserWarning, stacklevel=2)
+    x = data.load_image(src)
+    model = zoo.load(args.model, args.quality, progress=sys.stderr.isatty())
+    info = model.nctutor
+    tic = time.perf_counter()
+    blob = bitstream.encode_image(model, x, info["name"], info["quality"], info["profile"])
+    seconds = time.perf_counter() - tic
+    _write_atomic(dst, blob)
+    h, w = x.shape[-2:]
+    print(f"{dst}: {len(blob)} bytes, {8 * len(blob) / (h * w):.4f} bpp, {w}×{h}, "
+          f"{info['name']} q{info['quality']} [{info['profile'] or 'pretrained'}], "
+          f"{seconds:.2f} s")
+    return 0
+
+
+def cmd_decompress(args: argparse.Namespace) -> int:
+    """``nctutor decompress``: ``.nct`` file → 8-bit PNG, with the model named in its header."""
+    from . import bitstream, data, zoo
+
+    src, dst = Path(args.input), Path(args.output)
+    if not src.is_file():
+        raise FileNotFoundError(f"input file {src} does not exist")
+    blob = src.read_bytes()
+    header = bitstream.read_header(blob)
+    model = zoo.load(header.model, header.quality, profile=header.profile or None,
+                     progress=sys.stderr.isatty())
+    tic = time.perf_counter()
+    x = bitstream.decode_image(blob, model)
+    seconds = time.perf_counter() - tic
+    tmp = dst.with_name(f".{dst.name}.part.png")
+    data.save_image(x, tmp)
+    os.replace(tmp, dst)
+    print(f"{dst}: {header.width}×{header.height}, {header.model} q{header.quality}, "
+          f"{8 * len(blob) / (header.height * header.width):.4f} bpp, {seconds:.2f} s")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """``nctutor train``: :func:`nctutor.train.train` with the given settings (DDP under
+    ``torchrun``); prints the run folder and the final loss, bpp and PSNR."""
+    import torch.distributed as dist
+
+    from . import train
+
+    cfg = train.TrainConfig(model=args.name, quality=args.quality, profile=args.profile,
+                            steps=args.steps, out_dir=args.out, seed=args.seed)
+    try:
+        result = train.train(cfg, progress=not args.quiet)
+        rank = dist.get_rank() if dist.is_initialized() else 0
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if rank == 0:
+        m = result.manifest
+        final = {k: m.get("final", {}).get(k, float("nan")) for k in ("loss", "bpp", "psnr")}
+        print(f"{m['settings']['run_dir']}: {m['settings']['model']} q{args.quality} "
+              f"[{m['settings']['profile']}], {m['steps']} steps in {m['seconds']} s, "
+              f"loss {final['loss']:.4f}, bpp {final['bpp']:.4f}, PSNR {final['psnr']:.2f} dB")
+    return 0
+
+
+# ----------------------------------------------------------------------------- eval and bench
+# `nctutor eval` (rate-distortion evaluation on Kodak, CompressAI JSON) and `nctutor bench`
+# (timings) are added here once nctutor/eval.py exists: a `cmd_eval` calling
+# nctutor.eval.evaluate_model and nctutor.eval.to_compressai_json, registered in build_parser().
+# ------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``nctutor`` command."""
+    parser = argparse.ArgumentParser(
+        prog="nctutor", description="Neural image codecs of the nctutor book.")
+    parser.add_argument("--version", action="version", version=f"nctutor {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("compress", help="compress an image into an .nct file")
+    p.add_argument("input", help="image file (PNG, JPEG, …)")
+    p.add_argument("output", help="the .nct file to write")
+    p.add_argument("--model", default="mbt2018-mean",
+                   help="codec name, or compressai:NAME for CompressAI's pretrained models "
+                        "(default: %(default)s)")
+    p.add_argument("--quality", type=int, default=3, choices=range(1, 9), metavar="Q",
+                   help="quality 1..8 (default: %(default)s)")
+    p.set_defaults(func=cmd_compress)
+
+    p = sub.add_parser("decompress", help="decompress an .nct file into a PNG")
+    p.add_argument("input", help="the .nct file")
+    p.add_argument("output", help="the PNG file to write")
+    p.set_defaults(func=cmd_decompress)
+
+    p = sub.add_parser("train", help="train a codec (DDP under torchrun)")
+    p.add_argument("name", help="codec name, e.g. mbt2018-mean")
+    p.add_argument("--quality", type=int, required=True, choices=range(1, 9), metavar="Q",
+                   help="quality 1..8")
+    p.add_argument("--profile", default=None, help="smoke, cpu or gpu (default: $NCTUTOR_PROFILE)")
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: profile's)")
+    p.add_argument("--out", default=None, help="run folder (default: in the cache)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``nctutor`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    from . import data, train
+    from .bitstream import BitstreamError
+    from .zoo import ZooError
+
+    user_errors = (BitstreamError, data.DataError, train.CheckpointError, ZooError, ValueError,
+                   FileNotFoundError, OSError)
+    def one_line(message, category, filename, lineno, line=None):
+        return f"nctutor: warning: {message}\n"
+
+    saved, warnings.formatwarning = warnings.formatwarning, one_line
+    try:
+        return args.func(args)
+    except user_errors as e:
+        print(f"nctutor: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("nctutor: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        print(f"nctutor: internal error: {type(e).__name__}: {e} (set NCTUTOR_DEBUG=1 for the "
+              f"traceback, and please report it)", file=sys.stderr)
+        if os.environ.get("NCTUTOR_DEBUG"):
+            traceback.print_exc()
+        return EXIT_INTERNAL
+    finally:
+        warnings.formatwarning = saved
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""Trained codecs by name: shipped weights, the cache, or a training run (book section "Training a
+codec → The model zoo").
+
+``load("mbt2018-mean", 3)`` returns a model in eval mode with its entropy coders updated, found
+in this order:
+
+1. weights shipped in the package, ``nctutor/weights/<name>-q<Q>.pt`` with its manifest
+   ``<name>-q<Q>.json`` (written by :func:`export`), used when the manifest's profile is the one
+   asked for (the profile fixes the widths N, M);
+2. a *complete* run in the cache, :func:`nctutor.train.run_dir` of
+   ``TrainConfig(model=name, quality=quality, profile=profile)``;
+3. otherwise the model is trained there with :func:`nctutor.train.train` at the profile (seconds
+   at the ``smoke`` profile), so that every notebook runs anywhere.
+
+``load("compressai:mbt2018-mean", 3)`` wraps CompressAI's pretrained models
+(:func:`compressai.zoo.mbt2018_mean` and friends, trained by CompressAI on Vimeo-90k); their
+weights are downloaded once into torch hub's cache, and offline a :class:`ZooError` says so.
+
+Every checkpoint is read with ``torch.load(weights_only=True)``; one made for another
+architecture or widths, or damaged, raises :class:`nctutor.train.CheckpointError`. CompressAI's
+``load_state_dict`` resizes the entropy coders' buffers; :func:`load` then calls
+``update(force=True)`` so the CDF tables are recomputed from the loaded parameters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from . import __version__, config, models, train
+from .train import CheckpointError, TrainConfig, TrainResult
+
+WEIGHTS_DIR = Path(__file__).with_name("weights")
+WEIGHTS_FORMAT = "nctutor-weights/1"
+COMPRESSAI_PREFIX = "compressai:"
+
+
+class ZooError(RuntimeError):
+    """A model cannot be obtained (e.g. CompressAI's pretrained weights while offline)."""
+
+
+def _sha256(file: Path) -> str:
+    h = hashlib.sha256()
+    with open(file, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _ready(model: torch.nn.Module, info: dict) -> torch.nn.Module:
+    model.eval()
+    model.update(force=True)
+    model.nctutor = info  # name, quality, profile, source: what encoders write into headers
+    return model
+
+
+def _load_state(arch: str, N: int, M: int, state: dict, source: str | Path) -> torch.nn.Module:
+    """A model ``arch`` of widths ``N``, ``M`` with ``state`` loaded (fp16 tensors widened)."""
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{source} holds no state dict of tensors")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    model = models.create(arch, N=N, M=M)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError, IndexError) as e:
+        raise CheckpointError(
+            f"{source} does not fit {arch} with N={N}, M={M} (another architecture or other "
+            f"widths?): {str(e).splitlines()[0]}") from e
+    return model
+
+
+# --------------------------------------------------------------------------- exported weights
+
+
+def load_exported(file: str | os.PathLike) -> torch.nn.Module:
+    """Load a weights file written by :func:`export` (its ``.json`` manifest beside it): checks
+    the SHA-256, the architecture and widths. Returns the model in eval mode, updated."""
+    file = Path(file)
+    man_file = file.with_suffix(".json")
+    try:
+        man = json.loads(man_file.read_text())
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"cannot read the manifest {man_file}: {e}") from e
+    if not isinstance(man, dict) or man.get("format") != WEIGHTS_FORMAT:
+        raise CheckpointError(f"{man_file} is not an nctutor weights manifest")
+    if not file.is_file() or _sha256(file) != man.get("sha256"):
+        raise CheckpointError(f"{file} is missing or does not match the SHA-256 in {man_file}: "
+                              f"the file is corrupted")
+    blob = train.load_checkpoint(file)
+    arch = models.canonical_name(man["model"])
+    model = _load_state(arch, int(man["N"]), int(man["M"]), blob.get("model"), file)
+    return _ready(model, {"name": arch, "quality": int(man["quality"]),
+                          "profile": man["profile"], "source": str(file)})
+
+
+def export(result_or_run_dir: TrainResult | str | os.PathLike, name: str, quality: int,
+           out_dir: str | os.PathLike, half: bool = True) -> Path:
+    """Write ``<out_dir>/<name>-q<Q>.pt`` (weights only, fp16 where ``half``) and its manifest
+    ``<name>-q<Q>.json`` (settings, training summary, SHA-256): what the package ships.
+
+    ``result_or_run_dir`` is a :class:`~nctutor.train.TrainResult` or a finished run folder.
+    The entropy models' parameters and integer CDF buffers stay in fp32/int32 (they are small and
+    set the probabilities); only the transforms are halved. Returns the ``.pt`` path.
+    """
+    arch = models.canonical_name(name)
+    models.lmbda(quality)
+    if isinstance(result_or_run_dir, TrainResult):
+        state, manifest = result_or_run_dir.model.state_dict(), result_or_run_dir.manifest
+    else:
+        run = Path(result_or_run_dir)
+        ckpt = train.load_checkpoint(run / train.CHECKPOINT)
+        try:
+            manifest = json.loads((run / train.MANIFEST).read_text())
+        except (OSError, ValueError) as e:
+            raise CheckpointError(f"cannot read {run / train.MANIFEST}: {e}") from e
+        state = ckpt["model"]
+    settings = manifest.get("settings", {})
+    if settings.get("model") != arch or settings.get("quality") != quality:
+        raise ValueError(f"the run is {settings.get('model')} q{settings.get('quality')}, "
+                         f"not {arch} q{quality}")
+
+    def keep_fp32(key: str) -> bool:
+        return key.startswith(("entropy_bottleneck.", "gaussian_conditional."))
+
+    out = {}
+    for k, v in state.items():
+        v = v.detach().cpu()
+        if half and v.is_floating_point() and not keep_fp32(k):
+            h = v.half()
+            v = h if torch.isfinite(h).all() else v  # a value beyond fp16's range stays fp32
+        out[k] = v.clone()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    file = out_dir / f"{arch}-q{quality}.pt"
+    tmp = file.with_name(file.name + ".part")
+    torch.save({"format": WEIGHTS_FORMAT, "model": out}, tmp)
+    os.replace(tmp, file)
+    man = {
+        "format": WEIGHTS_FORMAT, "model": arch, "quality": quality,
+        "profile": settings.get("profile"), "N": settings.get("N"), "M": settings.get("M"),
+        "lmbda": settings.get("lmbda"), "dtype": "float16" if half else "float32",
+        "sha256": _sha256(file), "bytes": file.stat().st_size,
+        "steps": manifest.get("steps"), "seconds": manifest.get("seconds"),
+        "final": manifest.get("final", {}), "settings": settings, "data": manifest.get("data"),
+        "nctutor_version": __version__, "torch_version": torch.__version__,
+    }
+    file.with_suffix(".json").write_text(json.dumps(man, indent=2))
+    return file
+
+
+# --------------------------------------------------------------------------- load
+
+
+def _compressai_pretrained(arch: str, quality: int) -> torch.nn.Module:
+    import urllib.error
+
+    from compressai import zoo as czoo
+
+    fn = {"bmshj2018-factorized": czoo.bmshj2018_factorized,
+          "bmshj2018-hyperprior": czoo.bmshj2018_hyperprior,
+          "mbt2018-mean": czoo.mbt2018_mean}[arch]
+    try:
+        model = fn(quality, metric="mse", pretrained=True, progress=False)
+    except (urllib.error.URLError, OSError, ConnectionError) as e:
+        raise ZooError(
+            f"CompressAI's pretrained {arch} q{quality} could not be downloaded ({e}): the "
+            f"network seems closed. Run where it is open once (the weights are then cached in "
+            f"{torch.hub.get_dir()}/checkpoints), or use nctutor's own models, e.g. "
+            f"zoo.load({arch!r}, {quality})."
+        ) from e
+    return _ready(model, {"name": COMPRESSAI_PREFIX + arch, "quality": quality, "profile": "",
+                          "source": "compressai"})
+
+
+def load(name: str, quality: int, profile: str | None = None,
+         progress: bool = False) -> torch.nn.Module:
+    """The trained codec ``name`` at ``quality`` (1..8) for ``profile`` (default: the current
+    one): shipped weights, else a complete cached run, else trained now (see the module docstring).
+
+    ``"compressai:<name>"`` gives CompressAI's pretrained model instead. The model is in eval mode
+    with ``update(force=True)`` done; ``model.nctutor`` records name, quality, profile and source.
+    Defined in book section "Training a codec → The model zoo".
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {type(name).__name__}")
+    models.lmbda(quality)
+    if name.startswith(COMPRESSAI_PREFIX):
+        return _compressai_pretrained(models.canonical_name(name[len(COMPRESSAI_PREFIX):]),
+                                      quality)
+    arch = models.canonical_name(name)
+    prof = config.get_profile(profile)
+
+    shipped = WEIGHTS_DIR / f"{arch}-q{quality}.pt"
+    if shipped.is_file() and shipped.with_suffix(".json").is_file():
+        try:
+            shipped_profile = json.loads(shipped.with_suffix(".json").read_text()).get("profile")
+        except (OSError, ValueError) as e:
+            raise CheckpointError(f"cannot read {shipped.with_suffix('.json')}: {e}") from e
+        if shipped_profile == prof.name:
+            return load_exported(shipped)
+
+    cfg = TrainConfig(model=arch, quality=quality, profile=prof.name)
+    run = train.run_dir(cfg)
+    info = {"name": arch, "quality": quality, "profile": prof.name, "source": str(run)}
+    if (run / train.MANIFEST).is_file() and (run / train.CHECKPOINT).is_file():
+        try:
+            man = json.loads((run / train.MANIFEST).read_text())
+            complete = man["steps"] >= man["settings"]["steps"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise CheckpointError(f"cannot read {run / train.MANIFEST}: {e}. Delete the folder "
+                                  f"to train afresh.") from e
+        if complete:
+            ckpt = train.load_checkpoint(run / train.CHECKPOINT)
+            s = ckpt.get("settings", {}) if isinstance(ckpt, dict) else {}
+            if s.get("model") != arch or s.get("quality") != quality:
+                raise CheckpointError(f"{run / train.CHECKPOINT} is for {s.get('model')} "
+                                      f"q{s.get('quality')}, not {arch} q{quality}")
+            model = _load_state(arch, int(s["N"]), int(s["M"]), ckpt.get("model"),
+                                run / train.CHECKPOINT)
+            return _ready(model, info)
+    result = train.train(cfg, progress=progress)
+    return _ready(result.model, {**info, "source": f"trained: {run}"})
