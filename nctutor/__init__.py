@@ -7,3 +7,11 @@ section of the book that defines it (as d2l does). Import the modules you need:
 """
 
 __version__ = "0.1.0"
+
+import warnings as _warnings
+
+# CompressAI 1.2.8 calls torch.jit.script at import time, which recent torch deprecates with a
+# FutureWarning on every import; it is not ours to fix and would clutter every page of the book.
+_warnings.filterwarnings(
+    "ignore", message=r".*torch\.jit\.script.*deprecated", category=FutureWarning
+)

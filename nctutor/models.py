@@ -18,15 +18,10 @@ widths come from the profile (:mod:`nctutor.config`).
 
 from __future__ import annotations
 
-import warnings
-
 import torch
+from compressai.models import FactorizedPrior, MeanScaleHyperprior, ScaleHyperprior
 
-warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated", category=FutureWarning)
-
-from compressai.models import FactorizedPrior, MeanScaleHyperprior, ScaleHyperprior  # noqa: E402
-
-from . import config  # noqa: E402
+from . import config
 
 #: λ for qualities 1..8: CompressAI's MSE ladder (loss = λ·255²·MSE + bpp).
 LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)

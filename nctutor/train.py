@@ -72,10 +72,12 @@ class TrainConfig:
 
 
 def run_dir(cfg: TrainConfig) -> Path:
-    """Where a run keeps its checkpoint: ``out_dir``, else ``<cache>/runs/<model>-q<Q>-<profile>``."""
+    """Where a run keeps its checkpoint: ``out_dir``, else ``<cache>/runs/<model>-q<Q>-<profile>``.
+    """
     if cfg.out_dir:
         return Path(cfg.out_dir)
-    name = f"{models.canonical_name(cfg.model)}-q{cfg.quality}-{config.get_profile(cfg.profile).name}"
+    profile = config.get_profile(cfg.profile).name
+    name = f"{models.canonical_name(cfg.model)}-q{cfg.quality}-{profile}"
     return config.cache_dir() / "runs" / name
 
 
@@ -196,6 +198,7 @@ def train(cfg: TrainConfig | None = None, progress: bool = True) -> TrainResult:
                                                           (s * world + rank + 1) * bs)]
     loader = torch.utils.data.DataLoader(
         torch.utils.data.Subset(dataset, indices), batch_size=bs, shuffle=False,
+        generator=torch.Generator().manual_seed(cfg.seed),  # keeps the global RNG untouched
         num_workers=profile.num_workers if dev.type == "cuda" else min(profile.num_workers, 1),
         persistent_workers=False)
 
@@ -236,9 +239,9 @@ def train(cfg: TrainConfig | None = None, progress: bool = True) -> TrainResult:
             aux_opt.step()
 
             step += 1
-            record = {"step": step, "loss": float(result["loss"]),
-                      "bpp": float(result["bpp_loss"]), "psnr": psnr(float(result["mse_loss"])),
-                      "aux": float(aux_loss)}
+            record = {"step": step, "loss": result["loss"].item(),
+                      "bpp": result["bpp_loss"].item(), "psnr": psnr(result["mse_loss"].item()),
+                      "aux": aux_loss.item()}
             if val_images is not None and (step % profile.val_every == 0 or step == steps):
                 record.update({f"val_{k}": v for k, v in
                                validate(net, val_images, profile.val_crop, dev).items()})

@@ -1,0 +1,34 @@
+# nctutor: the two commands of the README.
+#   make book   build the book (executes every page at $NCTUTOR_PROFILE, default smoke)
+#   make test   lint + tests (the tests include a full book build)
+# Both create or reuse the virtual environment $(VENV) and install what is needed.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export NCTUTOR_PROFILE ?= smoke
+
+.PHONY: book test lint install clean
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+book: $(STAMP)
+	@if [ -n "$$CI" ]; then rm -rf _build/.jupyter_cache; fi
+	$(BIN)/jupyter-book build . -W --keep-going
+
+lint: $(STAMP)
+	$(BIN)/ruff check nctutor tests
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -m "not slow" -q
+
+clean:
+	rm -rf _build

@@ -1,0 +1,84 @@
+"""The trainer: runs, checkpoints, resumes exactly, refuses foreign or damaged checkpoints."""
+
+import json
+
+import pytest
+import torch
+
+from nctutor import data, train
+
+TINY = dict(model="bmshj2018-factorized", quality=2, steps=3, batch_size=2, patch_size=32,
+            N=8, M=8, ckpt_every=2)
+
+
+def _params(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_train_writes_checkpoint_and_manifest(tmp_path):
+    result = train.train(train.TrainConfig(out_dir=str(tmp_path), **TINY), progress=False)
+    assert [h["step"] for h in result.history] == [1, 2, 3]
+    assert all(torch.isfinite(torch.tensor(h["loss"])) for h in result.history)
+    manifest = json.loads((tmp_path / train.MANIFEST).read_text())
+    assert manifest["steps"] == 3 and manifest["settings"]["lmbda"] == 0.0035
+    assert manifest["settings"]["profile"] == "smoke" and manifest["data"]["count"] == 200
+    assert {"loss", "bpp", "psnr"} <= set(manifest["final"])
+    ckpt = train.load_checkpoint(tmp_path / train.CHECKPOINT)
+    assert ckpt["step"] == 3
+
+
+def _interrupt_at(monkeypatch, at_index):
+    original = data.PatchDataset.__getitem__
+
+    def flaky(self, index):
+        if index == at_index:
+            raise KeyboardInterrupt
+        return original(self, index)
+
+    monkeypatch.setattr(data.PatchDataset, "__getitem__", flaky)
+
+
+def test_resume_continues_exactly(tmp_path, monkeypatch):
+    cfg = {**TINY, "steps": 4, "ckpt_every": 100}
+    straight = train.train(train.TrainConfig(out_dir=str(tmp_path / "a"), **cfg), progress=False)
+    with monkeypatch.context() as m:
+        _interrupt_at(m, 4)  # the first crop of step 3 (batch 2)
+        with pytest.raises(KeyboardInterrupt):
+            train.train(train.TrainConfig(out_dir=str(tmp_path / "b"), **cfg), progress=False)
+    resumed = train.train(train.TrainConfig(out_dir=str(tmp_path / "b"), **cfg), progress=False)
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in straight.history]
+    a, b = _params(straight.model), _params(resumed.model)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_finished_run_just_loads(tmp_path):
+    cfg = train.TrainConfig(out_dir=str(tmp_path), **TINY)
+    first = train.train(cfg, progress=False)
+    again = train.train(cfg, progress=False)
+    assert len(again.history) == 3
+    a, b = _params(first.model), _params(again.model)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_mismatched_checkpoint_is_refused(tmp_path):
+    train.train(train.TrainConfig(out_dir=str(tmp_path), **TINY), progress=False)
+    with pytest.raises(train.CheckpointError, match="another run"):
+        train.train(train.TrainConfig(out_dir=str(tmp_path), **{**TINY, "quality": 5}),
+                    progress=False)
+
+
+def test_corrupted_checkpoint_is_refused(tmp_path):
+    train.train(train.TrainConfig(out_dir=str(tmp_path), **TINY), progress=False)
+    file = tmp_path / train.CHECKPOINT
+    blob = bytearray(file.read_bytes())
+    file.write_bytes(bytes(blob[: len(blob) // 2]))
+    with pytest.raises(train.CheckpointError, match="Delete it"):
+        train.train(train.TrainConfig(out_dir=str(tmp_path), **TINY), progress=False)
+
+
+def test_interrupt_saves_the_work(tmp_path, monkeypatch):
+    _interrupt_at(monkeypatch, 5)  # the second crop of step 3 (batch 2)
+    with pytest.raises(KeyboardInterrupt):
+        train.train(train.TrainConfig(out_dir=str(tmp_path), **{**TINY, "ckpt_every": 100}),
+                    progress=False)
+    assert train.load_checkpoint(tmp_path / train.CHECKPOINT)["step"] == 2
