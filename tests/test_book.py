@@ -1,0 +1,98 @@
+"""The book: every page is in the toc, starts with the same Colab cell, and the build passes."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COLAB_CELL = '''# Colab only: install nctutor and fetch the data. Does nothing elsewhere.
+import sys
+if "google.colab" in sys.modules:
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "nctutor @ git+https://github.com/nctutor/nctutor"], check=True)
+    from nctutor import data
+    data.fetch("kodak")'''
+
+
+def toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [chapter["file"] for chapter in part["chapters"]]
+    return files
+
+
+def source(entry: str) -> Path:
+    for ext in (".md", ".ipynb"):
+        if (ROOT / (entry + ext)).exists():
+            return ROOT / (entry + ext)
+    raise FileNotFoundError(entry)
+
+
+def first_code_cell(file: Path) -> tuple[str, list[str]] | None:
+    if file.suffix == ".ipynb":
+        cells = [c for c in json.loads(file.read_text())["cells"] if c["cell_type"] == "code"]
+        if not cells:
+            return None
+        src = cells[0]["source"]
+        code = "".join(src) if isinstance(src, list) else src
+        return code, cells[0]["metadata"].get("tags", [])
+    text = file.read_text()
+    start = text.find("```{code-cell}")
+    if start < 0:
+        return None
+    body = text[text.index("\n", start) + 1 : text.index("\n```", start)]
+    lines = body.splitlines()
+    tags = []
+    while lines and lines[0].startswith(":"):
+        key, _, value = lines.pop(0)[1:].partition(":")
+        if key.strip() == "tags":
+            tags = [t.strip() for t in value.strip().strip("[]").split(",")]
+    return "\n".join(lines).strip(), tags
+
+
+def test_every_toc_entry_exists():
+    for entry in toc_files():
+        assert source(entry).exists()
+
+
+def test_every_page_with_code_starts_with_the_colab_cell():
+    url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+    assert f"git+{url}\"" in COLAB_CELL  # one repository URL: the config's
+    pages = [source(e) for e in toc_files()] + sorted((ROOT / "notebooks").glob("*.ipynb"))
+    with_code = 0
+    for page in pages:
+        cell = first_code_cell(page)
+        if cell is None:
+            continue
+        with_code += 1
+        code, tags = cell
+        assert code == COLAB_CELL, f"{page}: first code cell is not the Colab cell"
+        assert "colab" in tags and "remove-cell" in tags, page
+    assert with_code >= 2
+
+
+@pytest.mark.book
+def test_book_builds_and_has_every_page():
+    """The README's book command: executes every page (smoke profile); a raising cell fails."""
+    if os.environ.get("NCTUTOR_SKIP_BOOK"):
+        pytest.skip("NCTUTOR_SKIP_BOOK is set")
+    jb = Path(sys.executable).parent / "jupyter-book"
+    if os.environ.get("CI"):
+        shutil.rmtree(ROOT / "_build" / ".jupyter_cache", ignore_errors=True)
+    env = {**os.environ, "NCTUTOR_PROFILE": "smoke"}
+    env.pop("NCTUTOR_CACHE", None)  # the book's runs use the normal cache
+    proc = subprocess.run([str(jb), "build", str(ROOT), "-W", "--keep-going"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=3000)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    html = ROOT / "_build" / "html"
+    assert (html / "index.html").exists()
+    for entry in toc_files():
+        assert (html / (entry + ".html")).exists(), entry
