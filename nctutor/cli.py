@@ -6,6 +6,7 @@ bitstreams → The command line").
     nctutor compress IN.png OUT.nct [--model mbt2018-mean] [--quality 3]
     nctutor decompress IN.nct OUT.png
     nctutor train NAME --quality Q [--profile P] [--steps N] [--out DIR]
+    nctutor eval [--model NAME] [--quality Q …] [--dataset kodak] [--json OUT]
 
 Models come from :func:`nctutor.zoo.load` (shipped weights, the cache, or a short training run at
 the current profile ``$NCTUTOR_PROFILE``); ``decompress`` reads the model's name, quality and
@@ -120,10 +121,44 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-# ----------------------------------------------------------------------------- eval and bench
-# `nctutor eval` (rate-distortion evaluation on Kodak, CompressAI JSON) and `nctutor bench`
-# (timings) are added here once nctutor/eval.py exists: a `cmd_eval` calling
-# nctutor.eval.evaluate_model and nctutor.eval.to_compressai_json, registered in build_parser().
+# ----------------------------------------------------------------------------- eval
+def cmd_eval(args: argparse.Namespace) -> int:
+    """``nctutor eval``: rate-distortion points of a codec on Kodak or CLIC with real bitstreams
+    (:func:`nctutor.eval.evaluate_model`), one per quality; ``--json`` writes CompressAI's results
+    format (:func:`nctutor.eval.to_compressai_json`)."""
+    from . import config, data, zoo
+    from . import eval as nceval
+
+    profile = config.get_profile(args.profile)
+    images = {"kodak": data.kodak, "clic": data.clic}[args.dataset]()
+    n = args.images if args.images is not None else profile.eval_images
+    crop = args.crop if args.crop is not None else profile.eval_crop
+    if n < 1 or crop < 0:
+        raise ValueError("--images must be at least 1 and --crop at least 0")
+    chosen = [images[i] for i in range(min(n, len(images)))]
+    if crop:
+        chosen = [data.center_crop(x, crop) for x in chosen]
+    points = []
+    for q in args.quality:
+        model = zoo.load(args.model, q, profile=profile.name, progress=sys.stderr.isatty())
+        points.append(nceval.evaluate_model(model, chosen, name=model.nctutor["name"], quality=q))
+        p = points[-1]
+        print(f"{model.nctutor['name']} q{q}: {p.bpp[0]:.4f} bpp, {p.psnr[0]:.2f} dB PSNR"
+              + (f", MS-SSIM {p.ms_ssim[0]:.4f}" if p.ms_ssim else "")
+              + f" ({len(chosen)} {args.dataset} images"
+              + (f", {crop}×{crop} centre crops" if crop else "") + f", profile {profile.name})")
+    curve = nceval.join(points, name=f"{args.model} [{profile.name}]",
+                        description=f"nctutor eval on {len(chosen)} {args.dataset} images"
+                                    + (f", {crop}px centre crops" if crop else ""))
+    if args.json:
+        nceval.to_compressai_json(curve, args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- bench
+# `nctutor bench` (encode/decode timings per device and image size) goes here once a benchmark
+# module exists: a `cmd_bench` registered in build_parser() like the commands above.
 # ------------------------------------------------------------------------------------------------
 
 
@@ -159,6 +194,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="rate-distortion evaluation with real bitstreams")
+    p.add_argument("--model", default="mbt2018-mean",
+                   help="codec name or compressai:NAME (default: %(default)s)")
+    p.add_argument("--quality", type=int, nargs="+", default=[3], choices=range(1, 9),
+                   metavar="Q", help="one or more qualities 1..8 (default: 3)")
+    p.add_argument("--dataset", choices=("kodak", "clic"), default="kodak")
+    p.add_argument("--profile", default=None, help="smoke, cpu or gpu (default: $NCTUTOR_PROFILE)")
+    p.add_argument("--images", type=int, default=None,
+                   help="use the first N images (default: the profile's eval_images)")
+    p.add_argument("--crop", type=int, default=None,
+                   help="centre crop side, 0 for whole images (default: the profile's eval_crop)")
+    p.add_argument("--json", default=None, help="write the curve in CompressAI's JSON format")
+    p.set_defaults(func=cmd_eval)
     return parser
 
 

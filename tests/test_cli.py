@@ -143,3 +143,23 @@ def test_train_subcommand(tmp_path, capsys):
     assert "2 steps" in said and "bpp" in said and "PSNR" in said
     manifest = json.loads((out / train.MANIFEST).read_text())
     assert manifest["steps"] == 2 and manifest["settings"]["profile"] == "smoke"
+
+
+def test_eval_subcommand_writes_compressai_json(tmp_path, capsys):
+    _finished_run("bmshj2018-factorized", 1)
+    _finished_run("bmshj2018-factorized", 4, seed=1)
+    out = tmp_path / "rd.json"
+    assert cli.main(["eval", "--model", "bmshj2018-factorized", "--quality", "1", "4",
+                     "--images", "1", "--crop", "64", "--json", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "q1:" in said and "q4:" in said and "dB PSNR" in said
+    doc = json.loads(out.read_text())
+    assert len(doc["results"]["bpp"]) == len(doc["results"]["psnr-rgb"]) == 2
+    # the rate is that of the real streams of the 64×64 centre crop of kodim01
+    x = data.center_crop(data.kodak(1)[0], 64)[None]
+    expected = []
+    for q in (1, 4):
+        with torch.no_grad():
+            strings = zoo.load("bmshj2018-factorized", q).compress(x)["strings"]
+        expected.append(8 * sum(len(s) for group in strings for s in group) / 64**2)
+    assert sorted(doc["results"]["bpp"]) == pytest.approx(sorted(expected), rel=1e-12)
