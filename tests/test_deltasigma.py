@@ -250,6 +250,6 @@ def test_argument_checks() -> None:
     with pytest.raises(ValueError):
         qds.modulate(torch.tensor(0.3))
     with pytest.raises(ValueError):
-        qds.shape_noise(c, order=5)
+        qds.shape_noise(c, order=0)
     with pytest.raises(ValueError):
         qds.quantization_error(c, torch.rand(4))

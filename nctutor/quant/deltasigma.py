@@ -47,10 +47,12 @@ def _check_tensor(x: object, name: str, allow_scalar: bool = False) -> torch.Ten
     return x
 
 
-def _check_order(order: object) -> int:
+def _check_order(order: object, any_positive: bool = False) -> int:
     if isinstance(order, bool) or not isinstance(order, int):
         raise TypeError(f"order must be an int, got {type(order).__name__}")
-    if order not in ORDERS:
+    if any_positive and order < 1:
+        raise ValueError(f"order must be >= 1, got {order}")
+    if not any_positive and order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order}")
     return order
 
@@ -134,12 +136,13 @@ def shape_noise(e: torch.Tensor, order: int = 1, dim: int = 0) -> torch.Tensor:
     """Filter ``e`` by the noise transfer function ``(1 - z^-1)^order`` along ``dim``.
 
     ``order`` first differences with zero initial condition (``e[-1] = 0``): order 1
-    gives ``e[i] - e[i-1]``, order 2 ``e[i] - 2 e[i-1] + e[i-2]`` (Eq. (B.3)).  With
-    ``e`` from :func:`quantization_error` this reproduces ``b - c`` exactly.
+    gives ``e[i] - e[i-1]``, order 2 ``e[i] - 2 e[i-1] + e[i-2]`` (Eq. (B.3)); any
+    ``order >= 1`` is accepted.  With ``e`` from :func:`quantization_error` of the order-1
+    or order-2 modulator this reproduces ``b - c`` exactly.
     Defined in book section *Delta-sigma modulation → Noise shaping*.
     """
     e = _check_tensor(e, "e")
-    order = _check_order(order)
+    order = _check_order(order, any_positive=True)
     _check_dim(dim, e)
     if e.shape[dim] == 0:
         return e.clone()
