@@ -48,10 +48,10 @@ def test_order2_gradient_matches_recursion(k: int) -> None:
 def test_order2_gradient_first_terms_and_differs_from_order1() -> None:
     y0, y1, y2 = _ys(2)
     s, a1, a2 = 1 - sp.tanh(y0) ** 2, sp.tanh(y1) ** 2, sp.tanh(y2) ** 2
-    assert sp.simplify(sds.code_gradient(0, 2) - s) == 0
-    assert sp.simplify(sds.code_gradient(1, 2) - 2 * s * a1) == 0
-    assert sp.simplify(sds.code_gradient(2, 2) - s * a2 * (4 * a1 - 1)) == 0
-    assert sp.simplify(sds.code_gradient(2, 2) - sds.code_gradient(2, 1)) != 0
+    assert sp.expand(sds.code_gradient(0, 2) - s) == 0
+    assert sp.expand(sds.code_gradient(1, 2) - 2 * s * a1) == 0
+    assert sp.expand(sds.code_gradient(2, 2) - s * a2 * (4 * a1 - 1)) == 0
+    assert sp.expand(sds.code_gradient(2, 2) - sds.code_gradient(2, 1)) != 0
 
 
 def test_order2_gradient_constant_state_decay() -> None:
