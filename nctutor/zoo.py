@@ -8,7 +8,8 @@ in this order:
    ``<name>-q<Q>.json`` (written by :func:`export`), used when the manifest's profile is the one
    asked for (the profile fixes the widths N, M);
 2. a *complete* run in the cache, :func:`nctutor.train.run_dir` of
-   ``TrainConfig(model=name, quality=quality, profile=profile)``;
+   ``TrainConfig(model=name, quality=quality, profile=profile)`` (complete: at least the
+   profile's number of steps; a shorter run, e.g. ``nctutor train … --steps 4``, is resumed);
 3. otherwise the model is trained there with :func:`nctutor.train.train` at the profile (seconds
    at the ``smoke`` profile), so that every notebook runs anywhere.
 
@@ -209,7 +210,7 @@ def load(name: str, quality: int, profile: str | None = None,
     if (run / train.MANIFEST).is_file() and (run / train.CHECKPOINT).is_file():
         try:
             man = json.loads((run / train.MANIFEST).read_text())
-            complete = man["steps"] >= man["settings"]["steps"]
+            complete = man["steps"] >= max(man["settings"]["steps"], prof.steps)
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise CheckpointError(f"cannot read {run / train.MANIFEST}: {e}. Delete the folder "
                                   f"to train afresh.") from e

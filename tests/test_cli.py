@@ -10,20 +10,21 @@ import pytest
 import torch
 from PIL import Image
 
-from nctutor import bitstream, cli, data, models, train, zoo
+from nctutor import bitstream, cli, config, data, models, train, zoo
 
 
 def _finished_run(arch: str, quality: int, N: int = 8, M: int = 8, seed: int = 0):
     """A complete run in the cache, made by hand (an untrained tiny model): what zoo.load finds."""
     cfg = train.TrainConfig(model=arch, quality=quality)
-    settings = {**cfg.resolved(), "N": N, "M": M, "steps": 1}
+    steps = config.get_profile().steps  # complete: as many steps as the profile asks
+    settings = {**cfg.resolved(), "N": N, "M": M, "steps": steps}
     torch.manual_seed(seed)
     net = models.create(arch, N=N, M=M)
     run = train.run_dir(cfg)
     run.mkdir(parents=True)
-    torch.save({"settings": settings, "model": net.state_dict(), "step": 1},
+    torch.save({"settings": settings, "model": net.state_dict(), "step": steps},
                run / train.CHECKPOINT)
-    (run / train.MANIFEST).write_text(json.dumps({"steps": 1, "settings": settings}))
+    (run / train.MANIFEST).write_text(json.dumps({"steps": steps, "settings": settings}))
     return run
 
 

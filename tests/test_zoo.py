@@ -18,19 +18,21 @@ def _state(model):
 def _finished_run(arch, quality, N=8, M=8, seed=0, state=None):
     """A complete run in the cache, written by hand (untrained tiny model)."""
     cfg = train.TrainConfig(model=arch, quality=quality)
-    settings = {**cfg.resolved(), "N": N, "M": M, "steps": 1}
+    steps = config.get_profile().steps  # complete: as many steps as the profile asks
+    settings = {**cfg.resolved(), "N": N, "M": M, "steps": steps}
     torch.manual_seed(seed)
     run = train.run_dir(cfg)
     run.mkdir(parents=True)
     state = state if state is not None else models.create(arch, N=N, M=M).state_dict()
-    torch.save({"settings": settings, "model": state, "step": 1}, run / train.CHECKPOINT)
-    (run / train.MANIFEST).write_text(json.dumps({"steps": 1, "settings": settings}))
+    torch.save({"settings": settings, "model": state, "step": steps}, run / train.CHECKPOINT)
+    (run / train.MANIFEST).write_text(json.dumps({"steps": steps, "settings": settings}))
     return run
 
 
 @pytest.fixture
 def tiny_smoke(monkeypatch):
-    """The smoke profile cut to 3 steps of 2 crops of 32 pixels, widths 8: a run of ~1 s."""
+    """The smoke profile cut to 3 steps of 2 crops of 32 pixels, widths 8: a run of ~1 s
+    (factorized prior only: the hyperpriors need crops of a multiple of 64)."""
     small = replace(config.PROFILES["smoke"], steps=3, batch_size=2, patch_size=32, N=8, M=8)
     monkeypatch.setitem(config.PROFILES, "smoke", small)
     return small
@@ -70,6 +72,16 @@ def test_trains_when_missing_then_loads_the_cache(tiny_smoke):
     print(f"\nfp16 export: {file.stat().st_size} vs {full.stat().st_size} bytes, "
           f"reconstructions differ by {train.psnr(mse):.1f} dB PSNR")
     assert train.psnr(mse) > 40
+
+
+def test_a_shorter_run_is_resumed_not_served(tiny_smoke):
+    cfg = train.TrainConfig(model="bmshj2018-factorized", quality=1, steps=1)
+    train.train(cfg, progress=False)  # `nctutor train bmshj2018-factorized --quality 1 --steps 1`
+    run = train.run_dir(cfg)
+    assert json.loads((run / train.MANIFEST).read_text())["steps"] == 1
+    model = zoo.load("bmshj2018-factorized", 1)
+    assert model.nctutor["source"].startswith("trained:")
+    assert json.loads((run / train.MANIFEST).read_text())["steps"] == tiny_smoke.steps == 3
 
 
 def test_shipped_weights_come_first_for_their_profile(tmp_path, monkeypatch):
