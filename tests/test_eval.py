@@ -4,6 +4,7 @@ codec evaluation (book section "Transform coding with learned priors → Evaluat
 from __future__ import annotations
 
 import math
+import warnings
 
 import matplotlib
 import numpy as np
@@ -118,6 +119,13 @@ def test_bd_on_a_straight_line_by_hand():
     # +1 dB at equal rate ⇒ rate × 10^(−1/10) at equal PSNR.
     shifted = eval.RDCurve("c", rates, [p + 1 for p in anchor.psnr])
     assert eval.bd_rate(anchor, shifted) == pytest.approx((10 ** -0.1 - 1) * 100, abs=1e-9)
+    # +4 dB: the curves share only 8.04 of 16.04 dB, which bjontegaard warns about.
+    far = eval.RDCurve("e", rates, [p + 4 for p in anchor.psnr])
+    with pytest.warns(UserWarning, match="overlap"):
+        assert eval.bd_rate(anchor, far) == pytest.approx((10 ** -0.4 - 1) * 100, abs=1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert eval.bd_rate(anchor, far, min_overlap=0) == pytest.approx((10**-0.4 - 1) * 100)
     # Order of the points does not matter.
     rev = eval.RDCurve("d", scaled.bpp[::-1], scaled.psnr[::-1])
     assert eval.bd_psnr(anchor, rev) == pytest.approx(10 * math.log10(1.25), abs=1e-9)
