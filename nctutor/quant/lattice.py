@@ -499,10 +499,10 @@ def monotone_map(
     t = torch.as_tensor(thresholds, dtype=torch.float64).flatten()
     if t.numel() < 2:
         raise ValueError("thresholds needs at least two entries (one cell)")
-    if not (t[1:] > t[:-1]).all():
+    if torch.isnan(t).any():
+        raise ValueError("thresholds must not be NaN")
+    if not (t[1:] > t[:-1]).all():  # so only t_0 and t_K can be infinite
         raise ValueError("thresholds must be strictly increasing")
-    if torch.isinf(t[1:-1]).any() or torch.isnan(t).any():
-        raise ValueError("only the first and the last threshold may be infinite")
     n_cells = t.numel() - 1
     z_of_t = torch.arange(n_cells + 1, dtype=torch.float64) - 0.5
     ys, zs = [t], [z_of_t]
