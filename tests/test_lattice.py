@@ -146,6 +146,7 @@ def test_inner_integral_eq12_sign():
     # ... but not above it: the printed lower limit -a - y/sqrt(3) is the wrong one.
     vals = {a: 1.0, mu: 0.1, sigma: 0.7, y: 0.5}
     assert abs(float((correct - printed).subs(vals))) > 1e-2
+
     def pdf(t: float) -> float:
         return math.exp(-((t - 0.1) ** 2) / (2 * 0.7**2)) / (math.sqrt(2 * math.pi) * 0.7)
 

@@ -274,9 +274,7 @@ def hexagon_inner_integral_paper(side: sp.Expr = a) -> sp.Expr:
     """
     s = _as_expr(side, "side")
     antiderivative = sp.erf(sp.sqrt(2) * (-mu + x) / (2 * sigma)) / 2
-    return antiderivative.subs(x, s - y / sp.sqrt(3)) - antiderivative.subs(
-        x, -s - y / sp.sqrt(3)
-    )
+    return antiderivative.subs(x, s - y / sp.sqrt(3)) - antiderivative.subs(x, -s - y / sp.sqrt(3))
 
 
 # --------------------------------------------------------------------------------------
