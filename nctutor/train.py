@@ -66,6 +66,10 @@ class TrainConfig:
         for key in ("steps", "batch_size", "patch_size", "lr", "N", "M"):
             if out[key] is None:
                 out[key] = getattr(p, key)
+        stride = models.STRIDES[out["model"]]
+        if out["patch_size"] % stride:
+            raise ValueError(f"patch_size {out['patch_size']} must be a multiple of {stride}, "
+                             f"the downsampling factor of {out['model']}")
         out["lmbda"] = models.lmbda(self.quality)
         out["run_dir"] = str(run_dir(self))
         return out

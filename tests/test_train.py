@@ -82,3 +82,9 @@ def test_interrupt_saves_the_work(tmp_path, monkeypatch):
         train.train(train.TrainConfig(out_dir=str(tmp_path), **{**TINY, "ckpt_every": 100}),
                     progress=False)
     assert train.load_checkpoint(tmp_path / train.CHECKPOINT)["step"] == 2
+
+
+def test_patch_size_must_fit_the_stride(tmp_path):
+    with pytest.raises(ValueError, match="multiple of 64"):
+        train.train(train.TrainConfig(out_dir=str(tmp_path), **{**TINY, "model": "mbt2018-mean"}),
+                    progress=False)
