@@ -1,0 +1,301 @@
+"""Exact per-symbol Gaussian coding of the hyperprior latents with ``constriction``.
+
+Defined in book section "Transform coding with learned priors → Exact Gaussian coding".
+
+CompressAI's :class:`~compressai.entropy_models.GaussianConditional` does not code ``y`` with
+the Gaussian its hyperprior predicts: it rounds each ``sigma`` *up* to one of 64 log-spaced
+table scales (:func:`nctutor.entropy.table_scale`) and uses precomputed 16-bit CDF tables, which
+costs about 1-3 % over ``-sum log2 P`` on Kodak. Here every symbol is coded with its own
+quantized Gaussian instead, the bin masses of Eq. (17) of the code-space predictor supplement
+(``klopp2018``) for the model's exact ``sigma``, quantized to 24-bit probabilities by
+``constriction.stream.model.QuantizedGaussian`` and coded with its ANS coder
+(``constriction.stream.stack.AnsCoder``).
+
+* :func:`encode_gaussian` / :func:`decode_gaussian`: integer symbols ↔ bytes, given per-symbol
+  means and scales (both sides must pass bit-identical arrays);
+* :class:`ExactScaleHyperprior`, :class:`ExactMeanScaleHyperprior`: CompressAI's
+  ``bmshj2018-hyperprior`` and ``mbt2018-mean`` with ``compress``/``decompress`` replaced for
+  ``y`` (``z`` keeps CompressAI's ``EntropyBottleneck``); same ``{"strings": [y_strings,
+  z_strings], "shape"}`` layout and the same ``y_hat``, hence the same reconstruction;
+* :func:`exact`: a trained CompressAI model → its exact-coding twin (weights copied).
+
+Stream layout of one ``y`` string::
+
+    varint   lo    smallest symbol (zigzag LEB128: 1 byte while |lo| < 64)
+    varint   hi    largest symbol (at least lo + 1)
+    4 bytes  CRC32 of the symbols (int32, little-endian)
+    …        the ANS coder's 32-bit words, little-endian
+
+*Tails.* The alphabet ``[lo, hi]`` is taken from the data and stored, so every integer
+round-trips however unlikely (``QuantizedGaussian`` gives each symbol of the alphabet a nonzero
+probability, and renormalizes the Gaussian to it); only spans ``hi - lo`` beyond
+:data:`MAX_SPAN` are refused. *Integrity.* ANS decoding never fails by itself: a truncated or
+damaged stream, or a decoder whose scales differ in one bit from the encoder's, silently decodes
+other symbols. The CRC turns all of these into a :class:`~nctutor.bitstream.BitstreamError`.
+
+*Determinism.* The decoder recomputes the scales with ``h_s`` from the decoded ``z``; the coder
+needs them bit-identical to the encoder's (CompressAI only needs the same table *index*, which
+tolerates small differences except at the table's boundaries). On the CPU they are identical
+whatever ``torch.get_num_threads()`` is (checked in ``tests/test_coding.py``; ``g_s``'s output is
+not: ``x_hat`` may differ in the last float bit, with either coder); across machines or
+on GPUs with nondeterministic convolution algorithms they need not be, and the CRC then reports
+the mismatch instead of producing a wrong image.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import constriction
+import numpy as np
+import torch
+from compressai.models import MeanScaleHyperprior, ScaleHyperprior
+
+from .bitstream import BitstreamError
+
+__all__ = [
+    "MAX_SPAN",
+    "encode_gaussian",
+    "decode_gaussian",
+    "ExactScaleHyperprior",
+    "ExactMeanScaleHyperprior",
+    "exact",
+]
+
+#: Largest alphabet span ``hi - lo``: constriction must give each of the ``hi - lo + 1`` symbols
+#: at least one of its 2^24 probability units, and the leaked mass costs ``~span · 2^-24 / ln 2``
+#: bits per symbol (2^20: about 0.09 bits; real latents span a few dozen).
+MAX_SPAN = 1 << 20
+
+
+# --------------------------------------------------------------------------- varints
+
+
+def _put_varint(v: int) -> bytes:
+    """Zigzag (0, -1, 1, -2, … → 0, 1, 2, 3, …) then LEB128: 7 bits a byte, high bit = more."""
+    u = 2 * v if v >= 0 else -2 * v - 1
+    out = bytearray()
+    while True:
+        out.append((u & 0x7F) | (0x80 if u > 0x7F else 0))
+        u >>= 7
+        if not u:
+            return bytes(out)
+
+
+def _get_varint(blob: bytes, pos: int) -> tuple[int, int]:
+    """Read one varint of :func:`_put_varint` at ``pos``; return ``(value, next position)``."""
+    u, shift = 0, 0
+    while True:
+        if pos >= len(blob) or shift > 35:
+            raise BitstreamError("truncated or corrupted y stream (bad alphabet header)")
+        byte = blob[pos]
+        u |= (byte & 0x7F) << shift
+        pos, shift = pos + 1, shift + 7
+        if not byte & 0x80:
+            return (u >> 1) if not u & 1 else -((u + 1) >> 1), pos
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def _as_array(a, dtype) -> np.ndarray:
+    if isinstance(a, torch.Tensor):
+        a = a.detach().cpu().numpy()
+    return np.ascontiguousarray(np.asarray(a, dtype=dtype)).ravel()
+
+
+def _model_arrays(means, scales) -> tuple[np.ndarray, np.ndarray]:
+    """Flat float64 ``means`` (``None``: zeros) and ``scales``, checked."""
+    if not isinstance(scales, torch.Tensor | np.ndarray):
+        raise TypeError(f"scales must be a tensor or an array, got {type(scales).__name__}")
+    s = _as_array(scales, np.float64)
+    if s.size == 0:
+        raise ValueError("scales is empty: nothing to code")
+    if not np.all(np.isfinite(s)) or np.any(s <= 0):
+        raise ValueError("scales must be finite and > 0 (bound them below, e.g. with "
+                         "GaussianConditional.lower_bound_scale)")
+    if means is None:
+        m = np.zeros_like(s)
+    else:
+        m = _as_array(means, np.float64)
+        if m.size != s.size:
+            raise ValueError(f"means has {m.size} entries, scales {s.size}")
+        if not np.all(np.isfinite(m)):
+            raise ValueError("means must be finite")
+    return m, s
+
+
+def _crc(symbols: np.ndarray) -> bytes:
+    return zlib.crc32(symbols.astype("<i4").tobytes()).to_bytes(4, "little")
+
+
+# --------------------------------------------------------------------------- coder
+
+
+def encode_gaussian(symbols, means, scales) -> bytes:
+    """Code the integers ``symbols`` with per-symbol quantized Gaussians ``N(means, scales²)``.
+
+    ``P(k) = Φ((k + 1/2 - μ)/σ) - Φ((k - 1/2 - μ)/σ)``, Eq. (17) of ``klopp2018``, renormalized
+    to the alphabet ``[min(symbols), max(symbols)]``, which is stored in the stream (see the
+    module docstring for the layout). ``means`` (``None``: 0) and ``scales`` hold one entry per
+    symbol, in any shape with the same number of entries; the decoder must pass identical ones.
+    Defined in book section "Transform coding with learned priors → Exact Gaussian coding".
+    """
+    if isinstance(symbols, torch.Tensor):
+        symbols = symbols.detach().cpu().numpy()
+    symbols = np.asarray(symbols)
+    if symbols.dtype.kind not in "iuf":
+        raise TypeError(f"symbols must be integers, got dtype {symbols.dtype}")
+    if symbols.dtype.kind == "f":
+        if not (np.all(np.isfinite(symbols)) and np.array_equal(symbols, np.rint(symbols))):
+            raise ValueError("symbols must hold integer values")
+    means, scales = _model_arrays(means, scales)
+    q = symbols.ravel()
+    if q.size != scales.size:
+        raise ValueError(f"symbols has {q.size} entries, scales {scales.size}")
+    lo, hi = int(q.min()), max(int(q.max()), int(q.min()) + 1)  # constriction wants 2 symbols
+    if hi - lo > MAX_SPAN or lo < -(1 << 30) or hi >= 1 << 30:
+        raise ValueError(f"symbols span [{lo}, {hi}]: more than MAX_SPAN={MAX_SPAN} values")
+    q = q.astype(np.int32)
+    coder = constriction.stream.stack.AnsCoder()
+    model = constriction.stream.model.QuantizedGaussian(lo, hi)
+    coder.encode_reverse(q, model, means, scales)  # a stack: push in reverse, pop in order
+    words = coder.get_compressed().astype("<u4")
+    return _put_varint(lo) + _put_varint(hi) + _crc(q) + words.tobytes()
+
+
+def decode_gaussian(blob: bytes, means, scales) -> torch.Tensor:
+    """Decode a stream of :func:`encode_gaussian`: an ``int32`` tensor shaped like ``scales``.
+
+    Raises :class:`~nctutor.bitstream.BitstreamError` when the stream is truncated or damaged,
+    or was coded with other means or scales (the CRC of the symbols does not match).
+    Defined in book section "Transform coding with learned priors → Exact Gaussian coding".
+    """
+    if not isinstance(blob, bytes | bytearray | memoryview):
+        raise TypeError(f"blob must be bytes, got {type(blob).__name__}")
+    blob = bytes(blob)
+    shape = tuple(scales.shape)
+    means, scales = _model_arrays(means, scales)
+    lo, pos = _get_varint(blob, 0)
+    hi, pos = _get_varint(blob, pos)
+    if not 1 <= hi - lo <= MAX_SPAN:
+        raise BitstreamError(f"corrupted y stream: alphabet [{lo}, {hi}]")
+    crc, pos = blob[pos : pos + 4], pos + 4
+    if len(crc) < 4 or (len(blob) - pos) % 4:
+        raise BitstreamError("truncated y stream: not a whole number of 32-bit words")
+    words = np.frombuffer(blob, dtype="<u4", offset=pos).astype(np.uint32)
+    try:
+        coder = constriction.stream.stack.AnsCoder(words)
+    except ValueError as e:  # e.g. "ANS compressed data never ends in a zero word"
+        raise BitstreamError(f"corrupted y stream: {e}") from None
+    model = constriction.stream.model.QuantizedGaussian(lo, hi)
+    q = coder.decode(model, means, scales)
+    if _crc(q) != crc or not coder.is_empty():
+        raise BitstreamError("truncated or corrupted y stream, or decoded with other means or "
+                             "scales than it was coded with (CRC mismatch)")
+    return torch.from_numpy(q.astype(np.int32)).reshape(shape)
+
+
+# --------------------------------------------------------------------------- models
+
+
+class _ExactY:
+    """Codes ``y`` of a hyperprior model with :func:`encode_gaussian` (one string per image).
+
+    The symbols are CompressAI's: ``round(y - μ)`` (``μ = 0`` without means), coded with the
+    zero-mean Gaussian of scale ``max(σ, 0.11)`` — exactly the likelihood that ``forward``
+    computes and training minimizes (``GaussianConditional._likelihood``).
+    """
+
+    gaussian_conditional: torch.nn.Module
+
+    def _scales(self, scales_hat: torch.Tensor) -> torch.Tensor:
+        return self.gaussian_conditional.lower_bound_scale(scales_hat)
+
+    def _encode_y(self, y, scales_hat, means_hat=None) -> list[bytes]:
+        q = self.gaussian_conditional.quantize(y, "symbols", means_hat)
+        s = self._scales(scales_hat)
+        return [encode_gaussian(q[i], None, s[i]) for i in range(y.size(0))]
+
+    def _decode_y(self, strings, scales_hat, means_hat=None) -> torch.Tensor:
+        if len(strings) != scales_hat.size(0):
+            raise ValueError(f"{len(strings)} y strings for a batch of {scales_hat.size(0)}")
+        s = self._scales(scales_hat)
+        q = torch.stack([decode_gaussian(b, None, s[i]) for i, b in enumerate(strings)])
+        return self.gaussian_conditional.dequantize(q.to(scales_hat.device), means_hat,
+                                                    scales_hat.dtype)
+
+
+class ExactScaleHyperprior(_ExactY, ScaleHyperprior):
+    """``bmshj2018-hyperprior`` (Ballé et al. 2018) with ``y`` coded by :func:`encode_gaussian`.
+
+    Defined in book section "Transform coding with learned priors → Exact Gaussian coding".
+    """
+
+    def compress(self, x: torch.Tensor) -> dict:
+        y = self.g_a(x)
+        z = self.h_a(torch.abs(y))
+        z_strings = self.entropy_bottleneck.compress(z)
+        z_hat = self.entropy_bottleneck.decompress(z_strings, z.size()[-2:])
+        y_strings = self._encode_y(y, self.h_s(z_hat))
+        return {"strings": [y_strings, z_strings], "shape": z.size()[-2:]}
+
+    def decompress(self, strings: list, shape) -> dict:
+        if not isinstance(strings, list) or len(strings) != 2:
+            raise ValueError("strings must be [y_strings, z_strings]")
+        z_hat = self.entropy_bottleneck.decompress(strings[1], shape)
+        y_hat = self._decode_y(strings[0], self.h_s(z_hat))
+        return {"x_hat": self.g_s(y_hat).clamp_(0, 1)}
+
+
+class ExactMeanScaleHyperprior(_ExactY, MeanScaleHyperprior):
+    """``mbt2018-mean`` (Minnen et al. 2018) with ``y`` coded by :func:`encode_gaussian`.
+
+    Defined in book section "Transform coding with learned priors → Exact Gaussian coding".
+    """
+
+    def compress(self, x: torch.Tensor) -> dict:
+        y = self.g_a(x)
+        z = self.h_a(y)
+        z_strings = self.entropy_bottleneck.compress(z)
+        z_hat = self.entropy_bottleneck.decompress(z_strings, z.size()[-2:])
+        scales_hat, means_hat = self.h_s(z_hat).chunk(2, 1)
+        y_strings = self._encode_y(y, scales_hat, means_hat)
+        return {"strings": [y_strings, z_strings], "shape": z.size()[-2:]}
+
+    def decompress(self, strings: list, shape) -> dict:
+        if not isinstance(strings, list) or len(strings) != 2:
+            raise ValueError("strings must be [y_strings, z_strings]")
+        z_hat = self.entropy_bottleneck.decompress(strings[1], shape)
+        scales_hat, means_hat = self.h_s(z_hat).chunk(2, 1)
+        y_hat = self._decode_y(strings[0], scales_hat, means_hat)
+        return {"x_hat": self.g_s(y_hat).clamp_(0, 1)}
+
+
+#: CompressAI class → its exact-coding twin.
+EXACT_CLASSES: dict[type, type] = {
+    ScaleHyperprior: ExactScaleHyperprior,
+    MeanScaleHyperprior: ExactMeanScaleHyperprior,
+}
+
+
+def exact(model: torch.nn.Module) -> torch.nn.Module:
+    """The exact-coding twin of a CompressAI ``ScaleHyperprior`` or ``MeanScaleHyperprior``.
+
+    A new model of the matching ``Exact…`` class with ``model``'s state dict (weights and entropy
+    coder tables), on its device and in its train/eval mode; ``model`` is left unchanged, and
+    ``model.nctutor`` (see :func:`nctutor.zoo.load`) is copied with ``"coder": "exact"`` added.
+    Defined in book section "Transform coding with learned priors → Exact Gaussian coding".
+    """
+    cls = EXACT_CLASSES.get(type(model))
+    if cls is None:
+        known = ", ".join(c.__name__ for c in EXACT_CLASSES)
+        raise TypeError(f"exact() takes a {known}, got {type(model).__name__} (the factorized "
+                        f"prior has no Gaussian to code exactly)")
+    twin = cls(N=int(model.N), M=int(model.M))
+    twin.load_state_dict(model.state_dict())
+    param = next(model.parameters())
+    twin.to(param.device).train(model.training)
+    if hasattr(model, "nctutor"):
+        twin.nctutor = {**model.nctutor, "coder": "exact"}
+    return twin
