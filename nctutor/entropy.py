@@ -57,13 +57,7 @@ DENSITIES = sym.DENSITIES
 _TAIL_WIDTH = {"gaussian": 10.0, "laplace": 40.0}
 
 
-def _check_density(name: str) -> str:
-    if not isinstance(name, str):
-        raise TypeError(f"density must be a string, got {type(name).__name__}")
-    key = name.strip().lower()
-    if key not in DENSITIES:
-        raise ValueError(f"unknown density {name!r}: expected one of {', '.join(DENSITIES)}")
-    return key
+_check_density = sym._check_density
 
 
 def _check_positive(name: str, value) -> np.ndarray:

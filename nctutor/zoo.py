@@ -25,7 +25,6 @@ architecture or widths, or damaged, raises :class:`nctutor.train.CheckpointError
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -33,6 +32,7 @@ from pathlib import Path
 import torch
 
 from . import __version__, config, models, train
+from .data import sha256
 from .train import CheckpointError, TrainConfig, TrainResult
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
@@ -42,14 +42,6 @@ COMPRESSAI_PREFIX = "compressai:"
 
 class ZooError(RuntimeError):
     """A model cannot be obtained (e.g. CompressAI's pretrained weights while offline)."""
-
-
-def _sha256(file: Path) -> str:
-    h = hashlib.sha256()
-    with open(file, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _ready(model: torch.nn.Module, info: dict) -> torch.nn.Module:
@@ -88,7 +80,7 @@ def load_exported(file: str | os.PathLike) -> torch.nn.Module:
         raise CheckpointError(f"cannot read the manifest {man_file}: {e}") from e
     if not isinstance(man, dict) or man.get("format") != WEIGHTS_FORMAT:
         raise CheckpointError(f"{man_file} is not an nctutor weights manifest")
-    if not file.is_file() or _sha256(file) != man.get("sha256"):
+    if not file.is_file() or sha256(file) != man.get("sha256"):
         raise CheckpointError(f"{file} is missing or does not match the SHA-256 in {man_file}: "
                               f"the file is corrupted")
     blob = train.load_checkpoint(file)
@@ -144,7 +136,7 @@ def export(result_or_run_dir: TrainResult | str | os.PathLike, name: str, qualit
         "format": WEIGHTS_FORMAT, "model": arch, "quality": quality,
         "profile": settings.get("profile"), "N": settings.get("N"), "M": settings.get("M"),
         "lmbda": settings.get("lmbda"), "dtype": "float16" if half else "float32",
-        "sha256": _sha256(file), "bytes": file.stat().st_size,
+        "sha256": sha256(file), "bytes": file.stat().st_size,
         "steps": manifest.get("steps"), "seconds": manifest.get("seconds"),
         "final": manifest.get("final", {}), "settings": settings, "data": manifest.get("data"),
         "nctutor_version": __version__, "torch_version": torch.__version__,
