@@ -7,6 +7,7 @@ bitstreams → The command line").
     nctutor decompress IN.nct OUT.png
     nctutor train NAME --quality Q [--profile P] [--steps N] [--out DIR]
     nctutor eval [--model NAME] [--quality Q …] [--dataset kodak] [--json OUT]
+    nctutor bench [--model NAME …] [--images N] [--crop C] [--repeat R] [--per-image] [--json OUT]
 
 Models come from :func:`nctutor.zoo.load` (shipped weights, the cache, or a short training run at
 the current profile ``$NCTUTOR_PROFILE``); ``decompress`` reads the model's name, quality and
@@ -157,9 +158,32 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- bench
-# `nctutor bench` (encode/decode timings per device and image size) goes here once a benchmark
-# module exists: a `cmd_bench` registered in build_parser() like the commands above.
-# ------------------------------------------------------------------------------------------------
+def cmd_bench(args: argparse.Namespace) -> int:
+    """``nctutor bench``: encode/decode milliseconds of our files vs CompressAI's own
+    ``compress``/``decompress`` vs the exact Gaussian coder, and each coder's overhead over
+    ``-Σ log2 likelihood`` (:mod:`nctutor.bench`); prints a table, ``--json`` writes the rows."""
+    import torch
+
+    from . import bench, config
+
+    profile = config.get_profile(args.profile)
+    rows = bench.run(args.model, args.quality, profile.name, args.images, args.crop, args.repeat,
+                     args.device, progress=sys.stderr.isatty())
+    n = len({r.image for r in rows})
+    print(f"nctutor bench: {n} kodak image{'s' * (n > 1)}"
+          + (f", {args.crop}×{args.crop} centre crops" if args.crop else "")
+          + f", quality {args.quality}, profile {profile.name}, device {args.device or 'cpu'}, "
+          f"{torch.get_num_threads()} threads, median of {args.repeat} after a warm-up")
+    print(bench.table(rows, per_image=args.per_image))
+    print("ours = nctutor .nct files; CAI = CompressAI compress/decompress; exact = y coded with "
+          "nctutor.coding; ovh = bits / (-sum log2 likelihood) - 1")
+    if args.json:
+        settings = {k: getattr(args, k) for k in ("model", "quality", "images", "crop", "repeat",
+                                                  "device")}
+        bench.to_json(rows, args.json, {**settings, "profile": profile.name,
+                                        "threads": torch.get_num_threads()})
+        print(f"wrote {args.json}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -208,6 +232,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="centre crop side, 0 for whole images (default: the profile's eval_crop)")
     p.add_argument("--json", default=None, help="write the curve in CompressAI's JSON format")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("bench", help="encode/decode speed and coding overhead vs CompressAI")
+    p.add_argument("--model", nargs="+", default=["bmshj2018-factorized", "bmshj2018-hyperprior",
+                                                  "mbt2018-mean"],
+                   help="one or more codec names (default: the three registry models)")
+    p.add_argument("--quality", type=int, default=3, choices=range(1, 9), metavar="Q",
+                   help="quality 1..8 (default: %(default)s)")
+    p.add_argument("--profile", default=None, help="smoke, cpu or gpu (default: $NCTUTOR_PROFILE)")
+    p.add_argument("--images", type=int, default=None,
+                   help="use the first N Kodak images (default: the profile's eval_images)")
+    p.add_argument("--crop", type=int, default=0,
+                   help="centre crop side, 0 for whole images (default: %(default)s)")
+    p.add_argument("--repeat", type=int, default=3,
+                   help="timed runs after one warm-up; the median is reported (default: 3)")
+    p.add_argument("--device", default=None, help="torch device (default: cpu)")
+    p.add_argument("--per-image", action="store_true", help="a row per image, not only means")
+    p.add_argument("--json", default=None, help="write every row and the means as JSON")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

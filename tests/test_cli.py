@@ -164,3 +164,24 @@ def test_eval_subcommand_writes_compressai_json(tmp_path, capsys):
             strings = zoo.load("bmshj2018-factorized", q).compress(x)["strings"]
         expected.append(8 * sum(len(s) for group in strings for s in group) / 64**2)
     assert sorted(doc["results"]["bpp"]) == pytest.approx(sorted(expected), rel=1e-12)
+
+
+def test_bench_subcommand_prints_the_columns(tmp_path, capsys):
+    for arch in models.ARCHITECTURES:
+        _finished_run(arch, 3)
+    out = tmp_path / "bench.json"
+    assert cli.main(["bench", "--images", "1", "--crop", "64", "--repeat", "1", "--per-image",
+                     "--json", str(out)]) == 0
+    said = capsys.readouterr().out
+    for column in ("enc ours ms", "enc CAI ms", "enc ratio", "enc exact ms", "dec ratio",
+                   "ovh CAI %", "ovh exact %", "kodim01", "mean of 1", *models.ARCHITECTURES):
+        assert column in said
+    doc = json.loads(out.read_text())
+    rows = {r["model"]: r for r in doc["rows"]}
+    assert set(rows) == set(models.ARCHITECTURES) and doc["settings"]["crop"] == 64
+    assert rows["bmshj2018-factorized"]["bits_exact"] is None  # no Gaussian to code exactly
+    for r in rows.values():
+        assert (r["height"], r["width"]) == (64, 64) and r["enc_ours_ms"] > 0
+        assert r["enc_ratio"] == pytest.approx(r["enc_ours_ms"] / r["enc_compressai_ms"])
+        # the .nct file = CompressAI's streams + its header
+        assert 8 * r["file_bytes"] > r["bits_compressai"] > 0

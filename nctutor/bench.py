@@ -1,0 +1,279 @@
+"""``nctutor bench``: encode/decode milliseconds and coding overhead of the book's codecs.
+
+Defined in book section "Real bitstreams → How fast, how close to the entropy".
+
+For each model and Kodak image this measures three codecs that share the same trained weights:
+
+* **ours**: :func:`nctutor.bitstream.encode_image` / :func:`~nctutor.bitstream.decode_image`,
+  i.e. padding, the model's ``compress``/``decompress``, header, fingerprint and CRC;
+* **CompressAI**: the same CompressAI class (from ``compressai.registry.MODELS``) built directly
+  at the same widths, the same state dict loaded, ``update(force=True)``, ``compress`` /
+  ``decompress`` called on the padded image — the file format's cost is ``ours / CompressAI``;
+* **exact**: :func:`nctutor.coding.exact` of it (hyperprior models only): ``y`` coded with the
+  exact per-symbol Gaussian, ``z`` as before.
+
+Each timing is the median of ``repeat`` runs after one warm-up run. The *coding overhead* of a
+coder is ``bits / (-Σ log2 likelihood) - 1``, the likelihoods of the model's ``forward`` in eval
+mode (``y`` rounded as the coders round it): what the coder spends over an ideal entropy coder
+for the same model. It is given over all streams (``z`` included) and for ``y`` alone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+
+from . import bitstream, coding, config, data, models, zoo
+
+DEFAULT_MODELS = tuple(models.ARCHITECTURES)
+
+#: The columns of the two tables: (key of :class:`BenchRow`, header, format).
+TIME_COLUMNS = (
+    ("enc_ours_ms", "enc ours ms", "{:.1f}"),
+    ("enc_compressai_ms", "enc CAI ms", "{:.1f}"),
+    ("enc_ratio", "enc ratio", "{:.3f}"),
+    ("enc_exact_ms", "enc exact ms", "{:.1f}"),
+    ("dec_ours_ms", "dec ours ms", "{:.1f}"),
+    ("dec_compressai_ms", "dec CAI ms", "{:.1f}"),
+    ("dec_ratio", "dec ratio", "{:.3f}"),
+    ("dec_exact_ms", "dec exact ms", "{:.1f}"),
+)
+BIT_COLUMNS = (
+    ("bpp", "bpp", "{:.4f}"),
+    ("ideal_bits", "ideal bits", "{:.0f}"),
+    ("bits_compressai", "bits CAI", "{:.0f}"),
+    ("bits_exact", "bits exact", "{:.0f}"),
+    ("overhead_compressai", "ovh CAI %", "{:+.2%}"),
+    ("overhead_exact", "ovh exact %", "{:+.2%}"),
+    ("overhead_y_compressai", "ovh y CAI %", "{:+.2%}"),
+    ("overhead_y_exact", "ovh y exact %", "{:+.2%}"),
+)
+COLUMNS = TIME_COLUMNS + BIT_COLUMNS
+
+
+@dataclass
+class BenchRow:
+    """Measurements of one model on one image (means over images use the same fields).
+
+    Times are milliseconds (median of the repeats); ``*_ratio`` is ours / CompressAI; bits are
+    of the streams only (``file_bytes`` is the whole ``.nct`` file); ``ideal_*`` is
+    ``-Σ log2 likelihood``; ``overhead_*`` is ``bits / ideal - 1``. Exact-coder fields are NaN for
+    the factorized prior.
+    """
+
+    model: str
+    image: str
+    height: int
+    width: int
+    enc_ours_ms: float
+    dec_ours_ms: float
+    enc_compressai_ms: float
+    dec_compressai_ms: float
+    enc_exact_ms: float
+    dec_exact_ms: float
+    file_bytes: int
+    bits_compressai: int
+    bits_y_compressai: int
+    bits_exact: float
+    bits_y_exact: float
+    ideal_bits: float
+    ideal_y_bits: float
+
+    @property
+    def enc_ratio(self) -> float:
+        return self.enc_ours_ms / self.enc_compressai_ms
+
+    @property
+    def dec_ratio(self) -> float:
+        return self.dec_ours_ms / self.dec_compressai_ms
+
+    @property
+    def bpp(self) -> float:
+        return 8 * self.file_bytes / (self.height * self.width)
+
+    @property
+    def overhead_compressai(self) -> float:
+        return self.bits_compressai / self.ideal_bits - 1
+
+    @property
+    def overhead_exact(self) -> float:
+        return self.bits_exact / self.ideal_bits - 1
+
+    @property
+    def overhead_y_compressai(self) -> float:
+        return self.bits_y_compressai / self.ideal_y_bits - 1
+
+    @property
+    def overhead_y_exact(self) -> float:
+        return self.bits_y_exact / self.ideal_y_bits - 1
+
+    def to_dict(self) -> dict:
+        """Fields and derived figures, for JSON."""
+        d = asdict(self)
+        d.update({k: getattr(self, k) for k, _, _ in COLUMNS if k not in d})
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_ms(fn: Callable[[], object], repeat: int, device: torch.device) -> tuple[float, object]:
+    """Median wall-clock milliseconds of ``fn()`` over ``repeat`` runs after one warm-up run;
+    returns ``(ms, result of the last run)``."""
+    result = fn()  # warm-up: allocations, oneDNN kernel selection, CDF caches
+    times = []
+    for _ in range(repeat):
+        _sync(device)
+        tic = time.perf_counter()
+        result = fn()
+        _sync(device)
+        times.append(1000 * (time.perf_counter() - tic))
+    return statistics.median(times), result
+
+
+def compressai_twin(model: torch.nn.Module, arch: str) -> torch.nn.Module:
+    """The CompressAI class of ``arch`` (``compressai.registry.MODELS``) built directly at
+    ``model``'s widths, with its state dict, in eval mode, ``update(force=True)``."""
+    from compressai.registry import MODELS
+
+    twin = MODELS[arch](N=int(model.N), M=int(model.M))
+    twin.load_state_dict(model.state_dict())
+    twin.to(next(model.parameters()).device).eval()
+    twin.update(force=True)
+    return twin
+
+
+@torch.no_grad()
+def bench_image(model: torch.nn.Module, x: torch.Tensor, name: str, image: str = "",
+                repeat: int = 3, quality: int | None = None, profile: str = "") -> BenchRow:
+    """Benchmark one model (eval mode, updated) on one image ``(3, H, W)``: see the module
+    docstring. Every round trip is checked (ours and exact decode to the same image as
+    CompressAI, up to the last float bit that ``g_s`` may change)."""
+    if repeat < 1:
+        raise ValueError(f"repeat must be at least 1, got {repeat}")
+    arch = models.canonical_name(name)
+    info = getattr(model, "nctutor", {})
+    quality = quality or info.get("quality", 3)
+    device = next(model.parameters()).device
+    h, w = x.shape[-2:]
+    xp = bitstream.pad_to_stride(x[None].to(device), models.STRIDES[arch])
+
+    enc_ours, blob = time_ms(
+        lambda: bitstream.encode_image(model, x, arch, quality, profile), repeat, device)
+    dec_ours, x_ours = time_ms(lambda: bitstream.decode_image(blob, model), repeat, device)
+
+    cai = compressai_twin(model, arch)
+    enc_cai, c = time_ms(lambda: cai.compress(xp), repeat, device)
+    dec_cai, x_cai = time_ms(lambda: cai.decompress(c["strings"], c["shape"]), repeat, device)
+    x_cai = x_cai["x_hat"][0, :, :h, :w].cpu()
+    if not torch.allclose(x_ours, x_cai, atol=1e-5):
+        raise RuntimeError(f"{name}: the .nct file and CompressAI decode to different images")
+
+    out = cai(xp)  # eval mode: likelihoods of the rounded latents
+    ideal = {k: -torch.log2(v).sum().item() for k, v in out["likelihoods"].items()}
+    bits = {k: 8 * sum(len(s) for s in group) for k, group in zip("yz", c["strings"], strict=False)}
+
+    nan = float("nan")
+    enc_ex = dec_ex = bits_ex = bits_y_ex = nan
+    if type(cai) in coding.EXACT_CLASSES:
+        ex = coding.exact(cai)
+        enc_ex, e = time_ms(lambda: ex.compress(xp), repeat, device)
+        dec_ex, x_ex = time_ms(lambda: ex.decompress(e["strings"], e["shape"]), repeat, device)
+        if not torch.allclose(x_ex["x_hat"][0, :, :h, :w].cpu(), x_cai, atol=1e-5):
+            raise RuntimeError(f"{name}: the exact coder decodes to another image")
+        bits_y_ex = 8 * sum(len(s) for s in e["strings"][0])
+        bits_ex = bits_y_ex + bits["z"]
+    return BenchRow(
+        model=name, image=image, height=h, width=w,
+        enc_ours_ms=enc_ours, dec_ours_ms=dec_ours, enc_compressai_ms=enc_cai,
+        dec_compressai_ms=dec_cai, enc_exact_ms=enc_ex, dec_exact_ms=dec_ex,
+        file_bytes=len(blob), bits_compressai=sum(bits.values()), bits_y_compressai=bits["y"],
+        bits_exact=bits_ex, bits_y_exact=bits_y_ex, ideal_bits=sum(ideal.values()),
+        ideal_y_bits=ideal["y"])
+
+
+def mean_row(rows: Sequence[BenchRow]) -> BenchRow:
+    """The mean of ``rows`` (one model): times and bits averaged, so that the ratios and
+    overheads of the mean row are ratios of means (bits-weighted overheads)."""
+    if not rows:
+        raise ValueError("no rows to average")
+    numeric = {k: statistics.fmean(getattr(r, k) for r in rows)
+               for k in BenchRow.__dataclass_fields__ if k not in ("model", "image")}
+    return BenchRow(model=rows[0].model, image=f"mean of {len(rows)}", **numeric)
+
+
+def run(names: Sequence[str] = DEFAULT_MODELS, quality: int = 3, profile: str | None = None,
+        images: int | None = None, crop: int = 0, repeat: int = 3,
+        device: str | None = None, progress: bool = False) -> list[BenchRow]:
+    """Benchmark ``names`` (loaded with :func:`nctutor.zoo.load` at ``quality`` and ``profile``)
+    on the first ``images`` Kodak images (default: the profile's ``eval_images``), centre-cropped
+    to ``crop`` pixels when ``crop > 0``. Returns one :class:`BenchRow` per model and image.
+    Defined in book section "Real bitstreams → How fast, how close to the entropy"."""
+    from tqdm.auto import tqdm
+
+    prof = config.get_profile(profile)
+    n = prof.eval_images if images is None else images
+    if n < 1 or crop < 0 or repeat < 1:
+        raise ValueError("images and repeat must be at least 1, crop at least 0")
+    archs = [models.canonical_name(m) for m in names]
+    kodak = data.kodak(n)
+    dev = torch.device(device) if device else torch.device("cpu")
+    rows = []
+    with tqdm(total=len(archs) * len(kodak), desc="bench", unit="image",
+              disable=not progress) as bar:
+        for arch in archs:
+            model = zoo.load(arch, quality, profile=prof.name).to(dev)
+            for i in range(len(kodak)):
+                x = kodak[i] if not crop else data.center_crop(kodak[i], crop)
+                bar.set_postfix_str(f"{arch} {kodak.names[i]}")
+                rows.append(bench_image(model, x, arch, kodak.names[i], repeat, quality,
+                                        prof.name))
+                bar.update()
+    return rows
+
+
+def table(rows: Sequence[BenchRow], per_image: bool = False) -> str:
+    """Two plain-text tables, timings then bits: one mean row per model, and the single images
+    too if ``per_image``."""
+    by_model: dict[str, list[BenchRow]] = {}
+    for r in rows:
+        by_model.setdefault(r.model, []).append(r)
+    shown = []
+    for group in by_model.values():
+        if per_image:
+            shown += group
+        shown.append(mean_row(group))
+
+    def cell(r: BenchRow, key: str, fmt: str) -> str:
+        v = getattr(r, key)
+        return "–" if math.isnan(v) else fmt.format(v)
+
+    blocks = []
+    for columns in (TIME_COLUMNS, BIT_COLUMNS):
+        head = ["model", "image"] + [h for _, h, _ in columns]
+        body = [[r.model, r.image] + [cell(r, k, f) for k, _, f in columns] for r in shown]
+        widths = [max(len(row[i]) for row in [head] + body) for i in range(len(head))]
+        lines = [head, ["-" * w for w in widths]] + body
+        blocks.append("\n".join("  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True))
+                                for cells in lines))
+    return "\n\n".join(blocks)
+
+
+def to_json(rows: Sequence[BenchRow], file: str | os.PathLike, settings: dict) -> None:
+    """Write ``{"settings", "rows", "means"}`` to ``file`` (NaN written as ``null``)."""
+    by_model: dict[str, list[BenchRow]] = {}
+    for r in rows:
+        by_model.setdefault(r.model, []).append(r)
+    payload = {"settings": settings, "rows": [r.to_dict() for r in rows],
+               "means": {m: mean_row(g).to_dict() for m, g in by_model.items()}}
+    with open(file, "w") as f:
+        json.dump(payload, f, indent=2)
