@@ -72,6 +72,7 @@ class BenchRow:
     image: str
     height: int
     width: int
+    pixels: int
     enc_ours_ms: float
     dec_ours_ms: float
     enc_compressai_ms: float
@@ -96,7 +97,7 @@ class BenchRow:
 
     @property
     def bpp(self) -> float:
-        return 8 * self.file_bytes / (self.height * self.width)
+        return 8 * self.file_bytes / self.pixels
 
     @property
     def overhead_compressai(self) -> float:
@@ -193,7 +194,7 @@ def bench_image(model: torch.nn.Module, x: torch.Tensor, name: str, image: str =
         bits_y_ex = 8 * sum(len(s) for s in e["strings"][0])
         bits_ex = bits_y_ex + bits["z"]
     return BenchRow(
-        model=name, image=image, height=h, width=w,
+        model=name, image=image, height=h, width=w, pixels=h * w,
         enc_ours_ms=enc_ours, dec_ours_ms=dec_ours, enc_compressai_ms=enc_cai,
         dec_compressai_ms=dec_cai, enc_exact_ms=enc_ex, dec_exact_ms=dec_ex,
         file_bytes=len(blob), bits_compressai=sum(bits.values()), bits_y_compressai=bits["y"],
@@ -202,8 +203,8 @@ def bench_image(model: torch.nn.Module, x: torch.Tensor, name: str, image: str =
 
 
 def mean_row(rows: Sequence[BenchRow]) -> BenchRow:
-    """The mean of ``rows`` (one model): times and bits averaged, so that the ratios and
-    overheads of the mean row are ratios of means (bits-weighted overheads)."""
+    """The mean of ``rows`` (one model): times, bits and pixels averaged, so that the ratios,
+    bpp and overheads of the mean row are ratios of means (bits-weighted overheads)."""
     if not rows:
         raise ValueError("no rows to average")
     numeric = {k: statistics.fmean(getattr(r, k) for r in rows)
