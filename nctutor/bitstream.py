@@ -1,6 +1,6 @@
 """A file format for one compressed image: header, entropy-coded streams, checksum.
 
-Defined in book section "Transform coding with learned priors → Real bitstreams". The model's
+Chapter *Transform coding with learned priors*, section *Real bitstreams*. The model's
 ``compress()`` gives byte strings (one per entropy model: ``[y]`` for the factorized prior,
 ``[y, z]`` for the hyperpriors) and the latent ``shape``; what a *file* adds is everything the
 decoder must know before it can run ``decompress()``, and a way to refuse anything else.
@@ -67,7 +67,10 @@ _U32 = struct.Struct(">I")
 
 class BitstreamError(ValueError):
     """A compressed file cannot be decoded: truncated, corrupted, foreign, unsupported, implausible,
-    or made by another model. The message says which."""
+    or made by another model. The message says which.
+
+    Defined in book section *Transform coding with learned priors → Real bitstreams*.
+    """
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,9 @@ class Header:
         fingerprint: CRC32 of the model's CDF tables (see :func:`model_fingerprint`).
         lengths: byte length of each stream.
         header_size: bytes before the payload.
+
+    Defined in book section *Transform coding with learned priors → Real bitstreams* (the page
+    displays one).
     """
 
     version: int
@@ -118,18 +124,30 @@ class Header:
 
 
 def architecture_of(name: str) -> str:
-    """The architecture (a key of :data:`nctutor.models.ARCHITECTURES`) of a model name."""
+    """The architecture (a key of :data:`nctutor.models.ARCHITECTURES`) of a model name.
+
+    A helper of the file format of book section *Transform coding with learned priors → Real
+    bitstreams*; no page calls it.
+    """
     return models.canonical_name(name.removeprefix(COMPRESSAI_PREFIX))
 
 
 def num_streams(arch: str) -> int:
-    """How many strings ``compress()`` returns: 1 for the factorized prior, 2 with a hyperprior."""
+    """How many strings ``compress()`` returns: 1 for the factorized prior, 2 with a hyperprior.
+
+    Described in book section *Transform coding with learned priors → How CompressAI implements
+    them*; a check of the file format of its section *Real bitstreams*; no page calls it.
+    """
     return 1 if arch == "bmshj2018-factorized" else 2
 
 
 def latent_shape(arch: str, height: int, width: int) -> tuple[int, int]:
     """The ``shape`` that ``compress()`` returns for an ``height×width`` image: ``y``'s for the
-    factorized prior (stride 16), ``z``'s for the hyperpriors (stride 64)."""
+    factorized prior (stride 16), ``z``'s for the hyperpriors (stride 64).
+
+    A check of the file format of book section *Transform coding with learned priors → Real
+    bitstreams*; no page calls it.
+    """
     s = models.STRIDES[arch]
     return math.ceil(height / s), math.ceil(width / s)
 
@@ -149,7 +167,8 @@ def model_fingerprint(model: torch.nn.Module) -> int:
 
     Encoder and decoder must use *identical* tables, or arithmetic decoding yields garbage: the
     fingerprint in the header lets the decoder refuse a model with other weights (another quality,
-    another training run) instead of producing a wrong image.
+    another training run) instead of producing a wrong image. The CRC32 *fingerprint* of book
+    section *Transform coding with learned priors → Real bitstreams*; no page calls it.
     """
     from compressai.entropy_models import EntropyModel
 
@@ -186,7 +205,10 @@ def _name(raw: bytes, what: str) -> str:
 
 def read_header(blob: bytes) -> Header:
     """Parse and validate the header of ``blob`` (the whole file): every check of the module
-    docstring, CRC included, without decoding anything. Raises :class:`BitstreamError`."""
+    docstring, CRC included, without decoding anything. Raises :class:`BitstreamError`.
+
+    Defined in book section *Transform coding with learned priors → Real bitstreams*.
+    """
     if not isinstance(blob, bytes | bytearray | memoryview):
         raise TypeError(f"blob must be bytes, got {type(blob).__name__}")
     blob = bytes(blob)
@@ -243,7 +265,11 @@ def read_header(blob: bytes) -> Header:
 
 
 def pad_to_stride(x: torch.Tensor, stride: int) -> torch.Tensor:
-    """Pad ``(B, C, H, W)`` on the right and bottom to multiples of ``stride`` by replication."""
+    """Pad ``(B, C, H, W)`` on the right and bottom to multiples of ``stride`` by replication.
+
+    The padding rule of book section *Transform coding with learned priors → Real bitstreams*
+    (called by :func:`encode_image`); no page calls it directly.
+    """
     h, w = x.shape[-2:]
     ph, pw = (-h) % stride, (-w) % stride
     return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
@@ -257,7 +283,8 @@ def encode_image(model: torch.nn.Module, x: torch.Tensor, model_name: str, quali
 
     ``model_name``/``quality``/``profile`` are written to the header so that a decoder can find the
     same model (``nctutor.zoo.load(model_name, quality, profile)``); ``model`` must be in eval mode
-    with ``update()`` done. Defined in book section "Real bitstreams".
+    with ``update()`` done. Defined in book section *Transform coding with learned priors →
+    Real bitstreams*.
     """
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise TypeError("x must be a floating-point torch.Tensor")
@@ -306,7 +333,8 @@ def decode_image(blob: bytes, model: torch.nn.Module) -> torch.Tensor:
     ``model`` is not the one that wrote it (architecture, widths or CDF tables differ).
 
     Decoding is deterministic: the same file and model give the same tensor, bit for bit, whatever
-    ``torch.get_num_threads()`` is. Defined in book section "Real bitstreams".
+    ``torch.get_num_threads()`` is. Defined in book section *Transform coding with learned
+    priors → Real bitstreams*.
     """
     h = read_header(blob)
     arch = _architecture_of_model(model)

@@ -1,7 +1,7 @@
 """Profiles, device, seeding and paths: the knobs every notebook and the CLI share.
 
-A *profile* fixes only sizes and step counts; the code path is the same for all
-three (book section "How to run this book"):
+Chapter *How to run this book* (sections *Profiles* and *Data*). A *profile* fixes only sizes
+and step counts; the code path is the same for all three:
 
 - ``smoke``: seconds per notebook on 2 CPU cores (what CI and the tests run);
 - ``cpu``: a laptop, minutes per model, results that already show the effects;
@@ -27,7 +27,10 @@ CACHE_ENV = "NCTUTOR_CACHE"
 
 @dataclass(frozen=True)
 class Profile:
-    """Sizes and schedules of one profile (book section "How to run this book").
+    """Sizes and schedules of one profile.
+
+    Defined in book section *How to run this book → Profiles* (the table there is built from
+    :data:`PROFILES`).
 
     Attributes:
         name: ``"smoke"``, ``"cpu"`` or ``"gpu"``.
@@ -91,7 +94,9 @@ def get_profile(name: str | None = None, **overrides) -> Profile:
     """Return the profile ``name`` (default: ``$NCTUTOR_PROFILE``, else ``smoke``).
 
     Keyword arguments override single fields, e.g. ``get_profile("cpu", steps=100)``.
-    Defined in the book's section "How to run this book".
+    Defined in book section *How to run this book → Profiles*; every learned-codec page starts
+    with it (*Transform coding with learned priors*, *Your first learned codec*, *Rate-distortion
+    curves of three learned codecs*).
     """
     name = (name or os.environ.get(PROFILE_ENV) or "smoke").strip().lower()
     if name not in PROFILES:
@@ -106,7 +111,11 @@ def get_profile(name: str | None = None, **overrides) -> Profile:
 
 
 def device(prefer: str | None = None):
-    """The torch device to use: ``prefer`` if given, else CUDA when present, else CPU."""
+    """The torch device to use: ``prefer`` if given, else CUDA when present, else CPU.
+
+    Not called on a page; the trainer, the evaluation and the bitstream use it (chapter
+    *How to run this book → Profiles*: the ``gpu`` profile is the CUDA case).
+    """
     import torch
 
     if prefer:
@@ -115,7 +124,11 @@ def device(prefer: str | None = None):
 
 
 def seed_everything(seed: int = 0) -> None:
-    """Seed Python, NumPy and torch (all devices) so that runs repeat."""
+    """Seed Python, NumPy and torch (all devices) so that runs repeat.
+
+    Not called on a page; :func:`nctutor.train.train` seeds with it (chapter *How to run this
+    book → Training from the command line*: a resumed run repeats).
+    """
     import torch
 
     random.seed(seed)
@@ -124,7 +137,10 @@ def seed_everything(seed: int = 0) -> None:
 
 
 def repo_root() -> Path:
-    """The top folder of a source checkout (parent of the ``nctutor`` package)."""
+    """The top folder of a source checkout (parent of the ``nctutor`` package).
+
+    Used by the chapter *How to run this book → Data* (the ``../shared/data`` root beside it).
+    """
     return Path(__file__).resolve().parent.parent
 
 
@@ -132,6 +148,8 @@ def cache_dir() -> Path:
     """Where nctutor keeps downloads and checkpoints.
 
     ``$NCTUTOR_CACHE`` if set, else ``$XDG_CACHE_HOME/nctutor``, else ``~/.cache/nctutor``.
+    Described in book section *How to run this book → Data*; used in the notebook
+    *Rate-distortion curves of three learned codecs → Saving the results in CompressAI's format*.
     """
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV]).expanduser()
@@ -140,7 +158,9 @@ def cache_dir() -> Path:
 
 
 def data_root_candidates() -> list[Path]:
-    """Data roots in the order they are searched (book section "Data").
+    """Data roots in the order they are searched.
+
+    Defined in book section *How to run this book → Data*.
 
     1. ``$NCTUTOR_DATA`` when set (and then only it: an explicit choice is never
        silently replaced);

@@ -1,7 +1,8 @@
 """Data: Kodak, BSDS500, CLIC, video clips; found, verified, and downloaded where possible.
 
-Every file the book uses is listed with its SHA-256 in ``data_manifest.txt`` (shipped in the
-package). A file is looked for under each data root in turn (book section "Data"):
+Chapter *How to run this book → Data*. Every file the book uses is listed with its SHA-256 in
+``data_manifest.txt`` (shipped in the package). A file is looked for under each data root in
+turn:
 
 1. ``$NCTUTOR_DATA`` if set, else ``../shared/data`` beside the checkout or the working folder;
 2. the cache (``$NCTUTOR_CACHE/data``, default ``~/.cache/nctutor/data``).
@@ -67,7 +68,10 @@ ARCHIVE_URLS = {
 
 
 class DataError(RuntimeError):
-    """A data file is missing, unreadable or fails its checksum. The message says what to do."""
+    """A data file is missing, unreadable or fails its checksum. The message says what to do.
+
+    Described in book section *How to run this book → Data* (offline, it names the layout).
+    """
 
 
 # --------------------------------------------------------------------------- manifest and lookup
@@ -75,7 +79,10 @@ class DataError(RuntimeError):
 
 @cache
 def manifest() -> dict[str, str]:
-    """Map of relative path (``"kodak/kodim01.png"``) to SHA-256, from ``data_manifest.txt``."""
+    """Map of relative path (``"kodak/kodim01.png"``) to SHA-256, from ``data_manifest.txt``.
+
+    Defined in book section *How to run this book → Data*.
+    """
     text = (Path(__file__).with_name("data_manifest.txt")).read_text()
     out = {}
     for line in text.splitlines():
@@ -86,7 +93,11 @@ def manifest() -> dict[str, str]:
 
 
 def sha256(path: Path) -> str:
-    """SHA-256 hex digest of a file."""
+    """SHA-256 hex digest of a file.
+
+    Used by the chapter *How to run this book → Data* (the checksums); :mod:`nctutor.zoo` checks
+    shipped weights with it too.
+    """
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -95,12 +106,18 @@ def sha256(path: Path) -> str:
 
 
 def roots() -> list[Path]:
-    """The data roots searched, in order (see the module docstring)."""
+    """The data roots searched, in order (see the module docstring).
+
+    Defined in book section *How to run this book → Data*.
+    """
     return config.data_root_candidates()
 
 
 def cache_root() -> Path:
-    """Where downloads go: the ``data`` folder of nctutor's cache."""
+    """Where downloads go: the ``data`` folder of nctutor's cache.
+
+    Defined in book section *How to run this book → Data*.
+    """
     return config.cache_dir() / "data"
 
 
@@ -130,7 +147,10 @@ def _verify(path: Path, rel: str) -> Path:
 
 
 def files(folder: str) -> list[str]:
-    """Manifest paths under ``folder`` (e.g. ``"kodak"``, ``"bsds500/train"``), sorted."""
+    """Manifest paths under ``folder`` (e.g. ``"kodak"``, ``"bsds500/train"``), sorted.
+
+    Used by the chapter *How to run this book → Data* (through :func:`fetch` and the image sets).
+    """
     prefix = folder.rstrip("/") + "/"
     out = sorted(k for k in manifest() if k.startswith(prefix))
     if not out:
@@ -143,7 +163,7 @@ def path(rel: str, download: bool = True) -> Path:
     """Local, verified path of the manifest file ``rel`` (e.g. ``"kodak/kodim01.png"``).
 
     Searches the data roots, then downloads into the cache when allowed.
-    Defined in book section "How to run this book → Data".
+    Defined in book section *How to run this book → Data*.
     """
     rel = rel.removeprefix("./")
     if rel not in manifest():
@@ -161,7 +181,11 @@ def path(rel: str, download: bool = True) -> Path:
 
 
 def fetch(folder: str) -> list[Path]:
-    """Make every file under ``folder`` available locally (downloading if needed); their paths."""
+    """Make every file under ``folder`` available locally (downloading if needed); their paths.
+
+    Called by the hidden Colab cell at the top of every page (book section *How to run this
+    book → Install*).
+    """
     return [path(rel) for rel in files(folder)]
 
 
@@ -268,6 +292,8 @@ def load_image(file: str | os.PathLike) -> torch.Tensor:
 
     Grayscale, palette and RGBA images are converted to RGB; 16-bit images are scaled to 8 bits.
     Raises :class:`DataError` with the file name if it cannot be read.
+    Not called on a page; the command line (``nctutor compress``) reads images with it, as do
+    the image sets of book section *How to run this book → Data*.
     """
     try:
         with Image.open(file) as im:
@@ -284,13 +310,22 @@ def load_image(file: str | os.PathLike) -> torch.Tensor:
 
 
 def save_image(x: torch.Tensor, file: str | os.PathLike) -> None:
-    """Write a ``(3, H, W)`` tensor in ``[0, 1]`` as an 8-bit PNG (rounded, clipped)."""
+    """Write a ``(3, H, W)`` tensor in ``[0, 1]`` as an 8-bit PNG (rounded, clipped).
+
+    Not called on a page; the command line (``nctutor decompress``) writes the image decoded
+    from a file of book section *Transform coding with learned priors → Real bitstreams*.
+    """
     a = to_uint8(x).permute(1, 2, 0).cpu().numpy()
     Image.fromarray(a).save(file)
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """Round a ``[0, 1]`` float image to 8-bit integers (what a decoder writes to disk)."""
+    """Round a ``[0, 1]`` float image to 8-bit integers (what a decoder writes to disk).
+
+    Used in book sections *Transform coding with learned priors → Real bitstreams* and
+    *Your first learned codec → Compressing a Kodak image*; the 8-bit rule of *Transform
+    coding with learned priors → Evaluation*.
+    """
     return x.detach().clamp(0, 1).mul(255).round().to(torch.uint8)
 
 
@@ -298,6 +333,7 @@ class ImageSet(Sequence):
     """A list of images from the manifest, loaded lazily and kept in memory as 8-bit tensors.
 
     ``images[i]`` is a float tensor ``(3, H, W)`` in ``[0, 1]``; ``images.names[i]`` its file name.
+    Defined in book section *How to run this book → Data*.
     """
 
     def __init__(self, rels: Sequence[str]):
@@ -325,13 +361,19 @@ class ImageSet(Sequence):
 
 
 def kodak(n: int | None = None) -> ImageSet:
-    """The 24 Kodak images (768×512 or 512×768), the test set. ``n`` keeps the first ``n``."""
+    """The 24 Kodak images (768×512 or 512×768), the test set. ``n`` keeps the first ``n``.
+
+    Defined in book section *How to run this book → Data*; the test images of every codec page.
+    """
     return ImageSet(files("kodak")[:n])
 
 
 def bsds500(split: str = "train") -> ImageSet:
     """BSDS500 images of ``split`` (``"train"``: 200, ``"val"``: 100, ``"test"``: 200,
-    ``"all"``: 500). Training data only: never test on it."""
+    ``"all"``: 500). Training data only: never test on it.
+
+    Used by the chapter *How to run this book → Data* (the training set of :class:`PatchDataset`).
+    """
     if split == "all":
         return ImageSet([r for s in ("train", "val", "test") for r in files(f"bsds500/{s}")])
     if split not in ("train", "val", "test"):
@@ -340,7 +382,11 @@ def bsds500(split: str = "train") -> ImageSet:
 
 
 def clic() -> ImageSet:
-    """The two CLIC professional-validation photos (2048×1363 and 1152×768): large images."""
+    """The two CLIC professional-validation photos (2048×1363 and 1152×768): large images.
+
+    No page uses it yet; the command line and the bitstream tests use it (large images for
+    *Transform coding with learned priors → Real bitstreams*).
+    """
     return ImageSet(files("clic"))
 
 
@@ -350,6 +396,7 @@ class PatchDataset(torch.utils.data.Dataset):
     ``len`` is ``epoch_size``: each item is a fresh random crop, drawn from the generator seeded
     with ``seed + index`` so that a given index always gives the same crop (repeatable runs).
     Images smaller than ``patch_size`` are rejected.
+    Defined in book section *How to run this book → Data*.
     """
 
     def __init__(self, images: ImageSet | None = None, patch_size: int = 128,
@@ -381,7 +428,12 @@ class PatchDataset(torch.utils.data.Dataset):
 
 
 def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Central ``size``×``size`` crop of ``(..., H, W)`` (the whole image where it is smaller)."""
+    """Central ``size``×``size`` crop of ``(..., H, W)`` (the whole image where it is smaller).
+
+    Used in book sections *Transform coding with learned priors → The mean-scale hyperprior* and
+    *Your first learned codec → Compressing a Kodak image*, and by the notebook
+    *Rate-distortion curves of three learned codecs*.
+    """
     h, w = x.shape[-2:]
     sh, sw = min(size, h), min(size, w)
     top, left = (h - sh) // 2, (w - sw) // 2
@@ -392,7 +444,11 @@ def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def basketball_pass(n: int | None = None) -> torch.Tensor:
-    """The first ``n`` (≤100) frames of BasketballPass (416×240) as ``(T, 3, 240, 416)``."""
+    """The first ``n`` (≤100) frames of BasketballPass (416×240) as ``(T, 3, 240, 416)``.
+
+    Video data for the chapter *Conditional coding versus residual coding*; no page calls it yet
+    (tested in ``tests/test_data.py``).
+    """
     rels = files("video/BasketballPass")[:n]
     return torch.stack([load_image(path(r)) for r in rels])
 
@@ -401,7 +457,11 @@ CLIPS = ("bikes", "carphone_pristine", "bigbuckbunny", "cockatoo")
 
 
 def video_clip(name: str, max_frames: int | None = None) -> torch.Tensor:
-    """Decode the clip ``name`` (one of :data:`CLIPS`) with imageio-ffmpeg: ``(T, 3, H, W)``."""
+    """Decode the clip ``name`` (one of :data:`CLIPS`) with imageio-ffmpeg: ``(T, 3, H, W)``.
+
+    Video data for the chapter *Conditional coding versus residual coding*; no page calls it yet
+    (tested in ``tests/test_data.py``).
+    """
     import imageio_ffmpeg
 
     if name not in CLIPS:
@@ -424,5 +484,9 @@ def video_clip(name: str, max_frames: int | None = None) -> torch.Tensor:
 
 
 def clear_cache() -> None:
-    """Remove everything nctutor downloaded (the cache's ``data`` folder)."""
+    """Remove everything nctutor downloaded (the cache's ``data`` folder).
+
+    A maintenance tool for the cache of book section *How to run this book → Data*; no page
+    calls it.
+    """
     shutil.rmtree(cache_root(), ignore_errors=True)

@@ -1,7 +1,8 @@
 """From rounding to bits, numerically: rounded densities, their entropy, and real coders.
 
-Defined in book section *From rounding to bits* (``book/foundations/rounding.md``); the
-closed forms come from :mod:`nctutor.symbolic.rounding`.
+Chapter *From rounding to bits* (``book/foundations/rounding.md``), sections *Entropy of a
+rounded Gaussian* and *Real entropy coders*; the closed forms come from
+:mod:`nctutor.symbolic.rounding`.
 
 * :func:`rounded_pmf` -- ``P(k)``, the mass of ``N(mu, sigma^2)`` or ``Laplace(mu, b)`` in
   the bin of ``round(y / step) = k`` (Eq. 17 of the code-space predictor supplement,
@@ -82,7 +83,9 @@ def rounded_pmf(
 
     ``scale`` is ``sigma`` (Gaussian) or ``b`` (Laplacian); arguments broadcast.  Bins above
     the mean use the survival function, so that far tails keep their relative precision.
-    Defined in book section *From rounding to bits → The probability of a rounded value*.
+    Eq. (17) of the code-space predictor supplement (Sec. 8.1), evaluated numerically. Defined in
+    book section *From rounding to bits → The probability of a rounded value*; used in its
+    section *Real entropy coders*.
     """
     step = float(_check_positive("step", step))
     dist = _dist(density, mu, scale)
@@ -137,8 +140,8 @@ def ideal_bits(symbols, pmf: Callable[[np.ndarray], np.ndarray]) -> float:
     """``-sum_i log2 pmf(symbols)[i]``: the bits of an ideal entropy coder (cross entropy).
 
     ``pmf`` maps the array of symbols to their model probabilities (one per symbol, e.g.
-    with per-symbol means and scales).  This is the *rate* of Eq. (15)/(16) with the sign
-    the supplement drops (see the errata of the book section).
+    with per-symbol means and scales).  This is the *rate* of Eq. (15)/(16) of the code-space
+    predictor supplement with the sign it drops (see the errata box of *From rounding to bits*).
     Defined in book section *From rounding to bits → Real entropy coders*.
     """
     if not callable(pmf):
@@ -157,8 +160,9 @@ def sample_rounded(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``n`` draws ``y`` of the latent and their rounded values ``round(y)`` (Eq. 14).
 
-    ``scale`` and ``mu`` may be scalars or arrays of length ``n`` (per-sample parameters).
-    Defined in book section *From rounding to bits → Real entropy coders*.
+    ``scale`` and ``mu`` may be scalars or arrays of length ``n`` (per-sample parameters). Eq. (14)
+    of the code-space predictor supplement (rounding at test time). Defined in book section *From
+    rounding to bits → Real entropy coders*.
     """
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
@@ -172,7 +176,11 @@ def sample_rounded(
 
 
 def default_scale_table() -> list[float]:
-    """CompressAI's 64 scales, log-spaced from 0.11 to 256 (``get_scale_table()``)."""
+    """CompressAI's 64 scales, log-spaced from 0.11 to 256 (``get_scale_table()``).
+
+    The table of book section *From rounding to bits → Real entropy coders* (the default of
+    :func:`table_scale` and the coders); no page calls it directly.
+    """
     return get_scale_table().tolist()
 
 

@@ -1,7 +1,8 @@
 """Evaluating image codecs: metrics, Bjøntegaard deltas, published curves, classic anchors.
 
-Book section *Transform coding with learned priors → Evaluation*. One protocol for every codec,
-learned or classic, the one CompressAI publishes its Kodak results with:
+Chapter *Transform coding with learned priors* (section *Evaluation*), applied in the notebook
+*Rate-distortion curves of three learned codecs* (``notebooks/02_rd_curves``). One protocol for
+every codec, learned or classic, the one CompressAI publishes its Kodak results with:
 
 - every image is encoded **to real bytes** and decoded again; the rate is ``8·bytes / pixels``
   (:func:`bpp`), never an estimate from likelihoods;
@@ -76,6 +77,9 @@ class RDCurve:
         decoding_time: mean decoding seconds per image of each point (``None`` when unknown).
         records: one dict per (image, point) with the per-image measurements.
         description: free text (codec version, settings) written to JSON.
+
+    Defined in book section *Transform coding with learned priors → Evaluation*; used throughout
+    the notebook *Rate-distortion curves of three learned codecs*.
     """
 
     name: str
@@ -110,6 +114,8 @@ def join(curves: Sequence[RDCurve], name: str, description: str = "") -> RDCurve
     """Join single points (e.g. one :func:`evaluate_model` per quality) into one curve.
 
     Points are sorted by rate; optional columns are kept only where every curve has them.
+    Used in the notebook *Rate-distortion curves of three learned codecs → Learned codecs: train or
+    load, then encode to bytes*.
     """
     if not curves:
         raise ValueError("join needs at least one curve")
@@ -209,7 +215,10 @@ def ms_ssim(x: torch.Tensor, x_hat: torch.Tensor) -> float:
 
 
 def ms_ssim_db(value: float) -> float:
-    """MS-SSIM on the decibel scale used in RD plots: ``−10·log10(1 − MS-SSIM)``."""
+    """MS-SSIM on the decibel scale used in RD plots: ``−10·log10(1 − MS-SSIM)``.
+
+    Defined in book section *Transform coding with learned priors → Evaluation* (point 2).
+    """
     return math.inf if value >= 1 else -10.0 * math.log10(1.0 - value)
 
 
@@ -271,6 +280,8 @@ def bd_rate(anchor: RDCurve | Mapping, test: RDCurve | Mapping, metric: str = "p
     (CompressAI's ``"psnr-rgb"`` keys work too). Computed by the ``bjontegaard`` package, which
     warns when the shared range is under ``min_overlap`` of the union (0 silences it).
     Defined in book section *Transform coding with learned priors → Evaluation*.
+    Used in the notebook *Rate-distortion curves of three learned codecs → Bjøntegaard-delta rates
+    against JPEG*.
     """
     return _bd("rate", anchor, test, metric, method, min_overlap)
 
@@ -281,7 +292,8 @@ def bd_psnr(anchor: RDCurve | Mapping, test: RDCurve | Mapping, metric: str = "p
     rate, both interpolated as quality against log10(rate) over their shared rate range.
 
     Same arguments as :func:`bd_rate`; with ``metric="ms_ssim"`` the result is in MS-SSIM dB.
-    Defined in book section *Transform coding with learned priors → Evaluation*.
+    The companion of :func:`bd_rate` in book section *Transform coding with learned priors →
+    Evaluation*, which quotes only BD-rates; no page calls it.
     """
     return _bd("psnr", anchor, test, metric, method, min_overlap)
 
@@ -293,6 +305,8 @@ def reference_names() -> list[str]:
     """Names accepted by :func:`reference_curve`: the packaged CompressAI Kodak results
     (``"jpeg"``, ``"compressai-mbt2018-mean_mse_cpu"``, …) and the live-measured classic codecs
     ``"classic-kodak-pillow/<codec>"``.
+    Lists the published curves of book section *Transform coding with learned priors →
+    Evaluation*; no page calls it.
     """
     names = sorted(p.stem for p in REFERENCE_DIR.glob("*.json") if p.stem != CLASSIC_REFERENCE)
     classic = json.loads((REFERENCE_DIR / f"{CLASSIC_REFERENCE}.json").read_text())
@@ -307,6 +321,7 @@ def reference_curve(name: str) -> RDCurve:
     ``"classic-kodak-pillow/jpeg"``. CompressAI's files read
     ``{"name", "description", "results": {"bpp", "psnr-rgb", "ms-ssim-rgb", …}}``.
     Defined in book section *Transform coding with learned priors → Evaluation*.
+    Used in the notebook *Rate-distortion curves of three learned codecs → Published curves*.
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a string, not {type(name).__name__}")
@@ -357,7 +372,11 @@ def _image_list(images) -> list[tuple[str, torch.Tensor]]:
 
 
 def available_codecs() -> dict[str, bool]:
-    """Which classic codecs :func:`classic_anchor` can run here (Pillow / pillow-heif builds)."""
+    """Which classic codecs :func:`classic_anchor` can run here (Pillow / pillow-heif builds).
+
+    Used in the notebook *Rate-distortion curves of three learned codecs → Classic anchors, measured
+    live*.
+    """
     from PIL import features
 
     try:
@@ -439,6 +458,8 @@ def classic_anchor(codec: str, images, qualities: Sequence[float] | None = None,
     curve holds the mean over the images at each quality (CompressAI's convention) and
     ``records`` the per-image values.
     Defined in book section *Transform coding with learned priors → Evaluation*.
+    Used in the notebook *Rate-distortion curves of three learned codecs → Classic anchors, measured
+    live*.
     """
     from PIL import Image
 
@@ -500,7 +521,9 @@ def evaluate_model(model: torch.nn.Module, images, name: str = "model",
     coder's tables already exist) and the model is put in eval mode. Returns a one-point
     :class:`RDCurve` (mean over images, ``records`` per image, ``qualities=[quality]``); join the
     points of several qualities with :func:`join`.
-    Defined in book section *Transform coding with learned priors → Evaluation*.
+    Defined in book section *Transform coding with learned priors → How this book uses them*
+    (the protocol of its section *Evaluation*); used in the notebook *Rate-distortion curves of
+    three learned codecs → Learned codecs: train or load, then encode to bytes*.
     """
     if not hasattr(model, "compress") or not hasattr(model, "decompress"):
         raise TypeError("model must have compress() and decompress() (a CompressAI model)")
@@ -539,7 +562,9 @@ def to_compressai_json(curve: RDCurve, file: str | os.PathLike | None = None,
     "decoding_time"}}`` (columns the curve lacks are left out), the format of
     ``compressai.utils.eval_model`` and of the files in ``nctutor/reference``: such a file loads
     back with :func:`load_json` and plots beside the published curves.
-    Defined in book section *Transform coding with learned priors → Evaluation*.
+    Defined in book section *Transform coding with learned priors → How this book uses them*; used
+    in the notebook *Rate-distortion curves of three learned codecs → Saving the results in
+    CompressAI's format*.
     """
     curve = _as_curve(curve)
     results: dict[str, list[float]] = {"bpp": list(curve.bpp), "psnr-rgb": list(curve.psnr)}
@@ -556,7 +581,11 @@ def to_compressai_json(curve: RDCurve, file: str | os.PathLike | None = None,
 
 
 def load_json(file: str | os.PathLike) -> RDCurve:
-    """Read a CompressAI-style results JSON (as written by :func:`to_compressai_json`)."""
+    """Read a CompressAI-style results JSON (as written by :func:`to_compressai_json`).
+
+    Used in the notebook *Rate-distortion curves of three learned codecs → Saving the results in
+    CompressAI's format*.
+    """
     doc = json.loads(Path(file).read_text())
     res = doc.get("results", {})
     if "bpp" not in res or "psnr-rgb" not in res:
@@ -575,7 +604,8 @@ def rd_plot(curves: Sequence[RDCurve | Mapping], metric: str = "psnr", ax=None):
 
     ``metric``: ``"psnr"`` (dB), ``"ms_ssim"`` (MS-SSIM in dB, :func:`ms_ssim_db`) or
     ``"ms_ssim_raw"``. Draws on ``ax`` (a new figure when ``None``) and returns the axes.
-    Defined in book section *Transform coding with learned priors → Evaluation*.
+    Listed in book section *Transform coding with learned priors → How this book uses them*; used in
+    the notebook *Rate-distortion curves of three learned codecs → The rate-distortion plot*.
     """
     import matplotlib.pyplot as plt
 

@@ -1,5 +1,8 @@
-"""The book's image codecs, built on CompressAI (book chapter "Transform coding with learned
-priors").
+"""The book's image codecs, built on CompressAI.
+
+Chapter *Transform coding with learned priors* (sections *The factorized prior*, *The scale
+hyperprior*, *The mean-scale hyperprior*, *The loss and the λ ladder*, *How CompressAI implements
+them*).
 
 - ``bmshj2018-factorized``: the factorized prior of Ballé et al. (2017), GDN transforms and one
   :class:`compressai.entropy_models.EntropyBottleneck` per channel;
@@ -45,7 +48,11 @@ STRIDES = {"bmshj2018-factorized": 16, "bmshj2018-hyperprior": 64, "mbt2018-mean
 
 
 def canonical_name(name: str) -> str:
-    """Resolve an alias (``"mean-scale"``) to the registry name (``"mbt2018-mean"``)."""
+    """Resolve an alias (``"mean-scale"``) to the registry name (``"mbt2018-mean"``).
+
+    Used in book section *Your first learned codec → Compressing a Kodak image*; the registry is
+    that of *Transform coding with learned priors → How this book uses them*.
+    """
     key = name.strip().lower()
     key = ALIASES.get(key, key)
     if key not in ARCHITECTURES:
@@ -55,7 +62,13 @@ def canonical_name(name: str) -> str:
 
 
 def lmbda(quality: int) -> float:
-    """The rate-distortion trade-off λ of ``quality`` (1..8)."""
+    """The rate-distortion trade-off λ of ``quality`` (1..8).
+
+    Defined in book section *Transform coding with learned priors → The loss and the λ ladder*
+    (:data:`LAMBDAS`); used in *Your first learned codec → Training* and in the notebook
+    *Rate-distortion curves of three learned codecs → Learned codecs: train or load, then encode
+    to bytes*.
+    """
     if not isinstance(quality, int) or not 1 <= quality <= len(LAMBDAS):
         raise ValueError(f"quality must be an integer in 1..{len(LAMBDAS)}, got {quality!r}")
     return LAMBDAS[quality - 1]
@@ -65,7 +78,7 @@ def create(name: str, N: int | None = None, M: int | None = None,
            profile: config.Profile | None = None) -> torch.nn.Module:
     """A fresh, untrained model ``name`` with widths ``N``, ``M`` (default: the profile's).
 
-    Defined in book chapter "Transform coding with learned priors".
+    Defined in book section *Transform coding with learned priors → How CompressAI implements them*.
     """
     profile = profile or config.get_profile()
     N = N or profile.N

@@ -1,4 +1,8 @@
-"""One small trainer for every codec in the book (book section "Training a codec").
+"""One small trainer for every codec in the book.
+
+Chapter *Your first learned codec → Training*; from the shell in *How to run this book →
+Training from the command line*; its loss in *Transform coding with learned priors → The loss
+and the λ ladder*.
 
 In the spirit of nanoGPT: a dataclass config, one loop you can read top to bottom.
 
@@ -6,7 +10,8 @@ In the spirit of nanoGPT: a dataclass config, one loop you can read top to botto
   run repeats exactly and a resumed run sees the same crops it would have seen;
 - loss: CompressAI's :class:`~compressai.losses.RateDistortionLoss`, ``λ·255²·MSE + bpp`` where
   the rate is ``−Σ log2 likelihoods / pixels`` under additive uniform noise (Eq. (18)-(19) of the
-  code-space predictor supplement, book chapter "From rounding to bits");
+  code-space predictor supplement, with the sign of its erratum; book section *From rounding to
+  bits → The probability of a rounded value*);
 - two Adam optimizers: the network, and the entropy bottleneck's quantiles (auxiliary loss);
 - a tqdm bar with loss, bpp and PSNR; validation on central crops of Kodak images;
 - checkpoints (``checkpoint.pt`` + ``manifest.json``) written atomically every ``ckpt_every``
@@ -35,12 +40,18 @@ MANIFEST = "manifest.json"
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint cannot be used (corrupted, or made for another model/config)."""
+    """A checkpoint cannot be used (corrupted, or made for another model/config).
+
+    Used by the chapter *How to run this book → Training from the command line* (resumable runs).
+    """
 
 
 @dataclass
 class TrainConfig:
-    """What to train and how; unset sizes come from the profile (:mod:`nctutor.config`)."""
+    """What to train and how; unset sizes come from the profile (:mod:`nctutor.config`).
+
+    Defined in book section *Your first learned codec → Training*.
+    """
 
     model: str = "bmshj2018-factorized"
     quality: int = 3
@@ -77,6 +88,9 @@ class TrainConfig:
 
 def run_dir(cfg: TrainConfig) -> Path:
     """Where a run keeps its checkpoint: ``out_dir``, else ``<cache>/runs/<model>-q<Q>-<profile>``.
+
+    Used by the chapter *How to run this book → Training from the command line* (where a run
+    resumes) and by :func:`nctutor.zoo.load`.
     """
     if cfg.out_dir:
         return Path(cfg.out_dir)
@@ -87,7 +101,10 @@ def run_dir(cfg: TrainConfig) -> Path:
 
 @dataclass
 class TrainResult:
-    """A trained model (in eval mode, entropy coders updated), its history and manifest."""
+    """A trained model (in eval mode, entropy coders updated), its history and manifest.
+
+    Defined in book section *Your first learned codec → Training* (its ``history`` is plotted).
+    """
 
     model: torch.nn.Module
     history: list[dict] = field(default_factory=list)
@@ -95,7 +112,11 @@ class TrainResult:
 
 
 def psnr(mse: float) -> float:
-    """PSNR in dB of a mean squared error on ``[0, 1]`` images."""
+    """PSNR in dB of a mean squared error on ``[0, 1]`` images.
+
+    The training history's ``psnr`` (float images, not the 8-bit PSNR of
+    :func:`nctutor.eval.psnr`), plotted in book section *Your first learned codec → Training*.
+    """
     return 10 * math.log10(1.0 / max(mse, 1e-12))
 
 
@@ -109,7 +130,11 @@ def _atomic_save(obj, file: Path) -> None:
 
 
 def load_checkpoint(file: Path, map_location="cpu") -> dict:
-    """Load a checkpoint safely (``weights_only=True``); a damaged file gives CheckpointError."""
+    """Load a checkpoint safely (``weights_only=True``); a damaged file gives CheckpointError.
+
+    Used by the chapter *How to run this book → Training from the command line* (resume) and by
+    :mod:`nctutor.zoo`; no page calls it.
+    """
     try:
         return torch.load(file, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for a damaged file
@@ -123,7 +148,12 @@ IDENTITY_KEYS = ("model", "quality", "N", "M", "patch_size", "batch_size", "seed
 
 @torch.no_grad()
 def validate(model: torch.nn.Module, images: data.ImageSet, crop: int, device) -> dict:
-    """Mean estimated bpp (from likelihoods, rounding as at test time) and PSNR on central crops."""
+    """Mean estimated bpp (from likelihoods, rounding as at test time) and PSNR on central crops.
+
+    The likelihoods are bin probabilities, Eq. (17) of the code-space predictor supplement. Used
+    by :func:`train` (the ``val_*`` entries of the history, chapter *Your first learned codec →
+    Training*); no page calls it.
+    """
     model.eval()
     bpps, mses = [], []
     for i in range(len(images)):
@@ -147,7 +177,10 @@ def _split_parameters(model: torch.nn.Module):
 def train(cfg: TrainConfig | None = None, progress: bool = True) -> TrainResult:
     """Train (or resume, or just load a finished run of) the codec described by ``cfg``.
 
-    Defined in book section "Training a codec".
+    Defined in book section *Your first learned codec → Training*; from the shell in *How to run
+    this book → Training from the command line*. The loss is that of *Transform coding with
+    learned priors → The loss and the λ ladder* (Eq. (19) of the code-space predictor supplement,
+    sign corrected).
     """
     cfg = cfg or TrainConfig()
     settings = cfg.resolved()

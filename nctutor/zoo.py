@@ -1,5 +1,8 @@
-"""Trained codecs by name: shipped weights, the cache, or a training run (book section "Training a
-codec → The model zoo").
+"""Trained codecs by name: shipped weights, the cache, or a training run.
+
+Chapter *Transform coding with learned priors* (section *How this book uses them*) and the notebook
+*Rate-distortion curves of three learned codecs* (section *Learned codecs: train or load, then
+encode to bytes*).
 
 ``load("mbt2018-mean", 3)`` returns a model in eval mode with its entropy coders updated, found
 in this order:
@@ -41,7 +44,11 @@ COMPRESSAI_PREFIX = "compressai:"
 
 
 class ZooError(RuntimeError):
-    """A model cannot be obtained (e.g. CompressAI's pretrained weights while offline)."""
+    """A model cannot be obtained (e.g. CompressAI's pretrained weights while offline).
+
+    Raised by :func:`load` (book section *Transform coding with learned priors → How this book
+    uses them*).
+    """
 
 
 def _ready(model: torch.nn.Module, info: dict) -> torch.nn.Module:
@@ -71,7 +78,11 @@ def _load_state(arch: str, N: int, M: int, state: dict, source: str | Path) -> t
 
 def load_exported(file: str | os.PathLike) -> torch.nn.Module:
     """Load a weights file written by :func:`export` (its ``.json`` manifest beside it): checks
-    the SHA-256, the architecture and widths. Returns the model in eval mode, updated."""
+    the SHA-256, the architecture and widths. Returns the model in eval mode, updated.
+
+    Used by :func:`load` for shipped weights (chapter *Transform coding with learned priors*); no
+    page calls it.
+    """
     file = Path(file)
     man_file = file.with_suffix(".json")
     try:
@@ -98,6 +109,8 @@ def export(result_or_run_dir: TrainResult | str | os.PathLike, name: str, qualit
     ``result_or_run_dir`` is a :class:`~nctutor.train.TrainResult` or a finished run folder.
     The entropy models' parameters and integer CDF buffers stay in fp32/int32 (they are small and
     set the probabilities); only the transforms are halved. Returns the ``.pt`` path.
+    A maintainer's tool (it fills ``nctutor/weights``) for the chapter *Transform coding with
+    learned priors*; no page calls it.
     """
     arch = models.canonical_name(name)
     models.lmbda(quality)
@@ -176,7 +189,9 @@ def load(name: str, quality: int, profile: str | None = None,
 
     ``"compressai:<name>"`` gives CompressAI's pretrained model instead. The model is in eval mode
     with ``update(force=True)`` done; ``model.nctutor`` records name, quality, profile and source.
-    Defined in book section "Training a codec → The model zoo".
+    Defined in book section *Transform coding with learned priors → How this book uses them* (first
+    called in its section *The factorized prior*); used in the notebook *Rate-distortion curves of
+    three learned codecs → Learned codecs: train or load, then encode to bytes*.
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}")

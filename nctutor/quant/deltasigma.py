@@ -1,6 +1,6 @@
 """Delta-sigma (differential) modulation of a latent into binary codes, in PyTorch.
 
-Written by hand because it *is* the lesson: book section *Delta-sigma modulation
+Written by hand because it *is* the lesson: chapter *Delta-sigma modulation
 of binary latents: gradients and noise shaping* (``book/deltasigma/derivations.md``),
 after Appendix A and B of the supplement of Sun et al. (``sun_deltasigma``).
 
@@ -68,8 +68,9 @@ def _check_dim(dim: object, x: torch.Tensor) -> int:
 def binarize_ste(x: torch.Tensor) -> torch.Tensor:
     """The binary function ``B`` of Eq. (A.2): sign forward (``B(0) = +1``), identity backward.
 
-    ``x + (sign(x) - x).detach()`` has the value ``sign(x)`` and the gradient of ``x``.
-    Defined in book section *Delta-sigma modulation → The modulator*.
+    ``x + (sign(x) - x).detach()`` has the value ``sign(x)`` and the gradient of ``x``. The
+    binariser of :func:`modulate`, book section *Delta-sigma modulation of binary latents: gradients
+    and noise shaping → The modulator*; no page calls it directly.
     """
     x = _check_tensor(x, "x", allow_scalar=True)
     hard = torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
@@ -92,7 +93,8 @@ def modulate(
         through the straight-through binariser: ``d b[m] / d c[m-k]`` is Eq. (A.7)
         for order 1 and the recursion of the book for order 2.
 
-    Defined in book section *Delta-sigma modulation → The modulator*.
+    Defined in book section *Delta-sigma modulation of binary latents: gradients and noise shaping →
+    The modulator*.
     """
     c = _check_tensor(c, "c")
     order = _check_order(order)
@@ -122,7 +124,8 @@ def modulate(
 def quantization_error(b: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """The additive quantization noise ``e = b - y`` of Eq. (B.2).
 
-    Defined in book section *Delta-sigma modulation → Noise shaping*.
+    Defined in book section *Delta-sigma modulation of binary latents: gradients and noise shaping →
+    Noise shaping*.
     """
     b, y = _check_tensor(b, "b"), _check_tensor(y, "y")
     if b.shape != y.shape:
@@ -139,7 +142,8 @@ def shape_noise(e: torch.Tensor, order: int = 1, dim: int = 0) -> torch.Tensor:
     gives ``e[i] - e[i-1]``, order 2 ``e[i] - 2 e[i-1] + e[i-2]`` (Eq. (B.3)); any
     ``order >= 1`` is accepted.  With ``e`` from :func:`quantization_error` of the order-1
     or order-2 modulator this reproduces ``b - c`` exactly.
-    Defined in book section *Delta-sigma modulation → Noise shaping*.
+    Defined in book section *Delta-sigma modulation of binary latents: gradients and noise shaping →
+    Noise shaping*.
     """
     e = _check_tensor(e, "e")
     order = _check_order(order, any_positive=True)

@@ -12,8 +12,9 @@
 - the monotone map of Theorem 1 (Appendix A) that turns a non-uniform scalar
   quantizer into rounding.
 
-The closed forms live in :mod:`nctutor.symbolic.lattice`. Defined in book section
-*Latent properties -> Uniform scalar and lattice vector quantization*.
+The closed forms live in :mod:`nctutor.symbolic.lattice`.
+Chapter *Uniform scalar and lattice vector quantization* (``book/latent/lattice.md``), part *Latent
+properties*.
 """
 
 from __future__ import annotations
@@ -90,7 +91,11 @@ def _nearer(x: torch.Tensor, p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 
 
 def quantize_zn(x: torch.Tensor) -> torch.Tensor:
-    """Nearest point of Z^n: round every coordinate (cell volume 1, scale factor 1)."""
+    """Nearest point of Z^n: round every coordinate (cell volume 1, scale factor 1).
+
+    Used through :func:`quantize` in book section *Uniform scalar and lattice vector quantization →
+    Fast nearest-point decoders*; no page calls it directly.
+    """
     _check_points(x, None, "quantize_zn")
     return torch.round(x)
 
@@ -115,6 +120,8 @@ def quantize_d4(x: torch.Tensor) -> torch.Tensor:
     """Nearest point of D4 scaled to unit cell volume (points ``D4_SCALE * D4``).
 
     D4's Voronoi cell is the 24-cell; ``G = 0.0766032`` (Conway & Sloane).
+    Used through :func:`quantize` in book section *Uniform scalar and lattice vector quantization →
+    Fast nearest-point decoders*; no page calls it directly.
     """
     _check_points(x, 4, "quantize_d4")
     return D4_SCALE * _nearest_dn(x / D4_SCALE)
@@ -125,6 +132,8 @@ def quantize_e8(x: torch.Tensor) -> torch.Tensor:
 
     Decode in both cosets of D8 and keep the nearer point (Conway & Sloane 1982,
     Sec. IV: a lattice that is a union of cosets is decoded coset by coset).
+    Used through :func:`quantize` in book section *Uniform scalar and lattice vector quantization →
+    Fast nearest-point decoders*; no page calls it directly.
     """
     _check_points(x, 8, "quantize_e8")
     half = torch.full_like(x, 0.5)
@@ -138,6 +147,8 @@ def quantize_a3star(x: torch.Tensor) -> torch.Tensor:
     rounding and keep the nearer point, then scale by ``A3STAR_SCALE = 2^(1/3)``.
     The cell is the truncated octahedron of Fig. 5b with its square faces normal to
     the axes (edge ``2^(-7/6)``).
+    Used through :func:`quantize` in book section *Uniform scalar and lattice vector quantization →
+    Fast nearest-point decoders*; no page calls it directly.
     """
     _check_points(x, 3, "quantize_a3star")
     v = x / A3STAR_SCALE
@@ -154,6 +165,8 @@ def quantize_a2(x: torch.Tensor) -> torch.Tensor:
     The lattice is the union of two cosets of the rectangular lattice
     ``3a Z x sqrt(3)a Z``: itself and its shift by ``(3a/2, sqrt(3)a/2)``. Each coset
     is decoded by rounding, and the nearer point is kept.
+    Defined in book section *Uniform scalar and lattice vector quantization → Fast nearest-point
+    decoders*.
     """
     _check_points(x, 2, "quantize_a2")
     a = A2_SIDE
@@ -181,7 +194,11 @@ def _check_name(name: str) -> None:
 
 
 def quantize(x: torch.Tensor, name: str) -> torch.Tensor:
-    """Nearest point of the unit-volume lattice ``name`` (one of :data:`LATTICES`)."""
+    """Nearest point of the unit-volume lattice ``name`` (one of :data:`LATTICES`).
+
+    Defined in book section *Uniform scalar and lattice vector quantization → Fast nearest-point
+    decoders*.
+    """
     _check_name(name)
     return _DECODERS[name](x)
 
@@ -192,6 +209,8 @@ def generator_matrix(name: str, dtype: torch.dtype = torch.float64) -> torch.Ten
     The same lattices, with the same scale, as the decoders; the bases are reduced
     (short, nearly orthogonal vectors) so that the brute-force search can use a small
     neighbourhood. ``"Z"`` gives Z^1; E8 uses its simple roots (all of norm 2).
+    Defined in book section *Uniform scalar and lattice vector quantization → Fast nearest-point
+    decoders*. Used again in its section *The probability of a hexagonal cell (Appendix E)*.
     """
     _check_name(name)
     if name == "Z":
@@ -222,6 +241,9 @@ def short_vectors(generator: torch.Tensor, max_norm: float | None = None) -> tor
     longer than ``max_norm`` (default: the longest basis vector), until nothing new
     appears. For the reduced generators of :func:`generator_matrix` this finds all
     minimal vectors: 2 for Z, 6 for A2, 24 for D4 and 240 for E8 (the tests count them).
+    Used by :func:`nearest_point_brute_force` (book section *Uniform scalar and lattice vector
+    quantization → Fast nearest-point decoders*); no page calls it (tested in
+    ``tests/test_lattice.py``).
     """
     gen = generator.to(torch.float64)
     n = gen.shape[0]
@@ -253,6 +275,8 @@ def nearest_point_brute_force(
     whose bisecting hyperplanes bound the cell): no move improving means ``x`` lies in
     the cell of the centre. Nothing here uses the lattice's structure, which is what
     makes it an independent check of the fast decoders.
+    Defined in book section *Uniform scalar and lattice vector quantization → Fast nearest-point
+    decoders*.
     """
     _check_points(x, None, "nearest_point_brute_force")
     if not isinstance(generator, torch.Tensor) or generator.dim() != 2:
@@ -299,6 +323,8 @@ def normalized_second_moment_mc(
     error ``x - Q(x)`` is uniform on the cell. ``dim`` is used for ``"Z"`` only.
     float32 is the default (twice as fast); its rounding is far below the Monte
     Carlo error, about ``0.1 %`` at 10^6 samples.
+    Defined in book section *Uniform scalar and lattice vector quantization → Normalized second
+    moment and granular gain*.
     """
     _check_name(name)
     if not isinstance(n_samples, int) or n_samples < 1:
@@ -337,6 +363,9 @@ def hexagon_cell_probability(
     height ``t`` above the centre, and the outer integral over ``t`` in ``[0, sqrt(3)a/2]``
     (upper) or ``[-sqrt(3)a/2, 0]`` (lower), Eq. (13), is done with torchquad's
     Gauss-Legendre rule (``n_points`` nodes per half), as the paper's footnote 4 does.
+
+    Defined in book section *Uniform scalar and lattice vector quantization → The probability of a
+    hexagonal cell (Appendix E)*.
 
     Args:
         centers: cell centres, shape ``(..., 2)``.
@@ -408,6 +437,8 @@ def hexagon_cell_probability_mc(
     Draws ``n_samples`` Gaussian points, quantizes them with the hexagonal lattice of
     the given side (``s * quantize_a2(x / s)``) and counts the hits of each centre.
     The standard error of each estimate is ``sqrt(P (1 - P) / n_samples)``.
+    Defined in book section *Uniform scalar and lattice vector quantization → The probability of a
+    hexagonal cell (Appendix E)*.
     """
     _check_points(centers, 2, "hexagon_cell_probability_mc")
     mu = torch.as_tensor(mu, dtype=torch.float64)
@@ -436,6 +467,8 @@ class MonotoneMap:
     (last) threshold gets an exponential tail that maps ``(-inf, knots_y[0]]`` onto
     ``(-1/2, knots_z[0]]`` (``[knots_y[-1], inf)`` onto ``[knots_z[-1], K - 1/2)``), so
     that the outer cells stay bounded after the map.
+    Returned by :func:`monotone_map`, book section *Uniform scalar and lattice vector quantization →
+    Theorem 1: a non-uniform scalar quantizer is rounding after a monotone map*.
     """
 
     knots_y: torch.Tensor
@@ -485,6 +518,9 @@ def monotone_map(
 ) -> MonotoneMap:
     """The map ``f`` of Theorem 1 for the scalar quantizer with these thresholds.
 
+    Defined in book section *Uniform scalar and lattice vector quantization → Theorem 1: a
+    non-uniform scalar quantizer is rounding after a monotone map*.
+
     Args:
         thresholds: ``t_0 < t_1 < ... < t_K`` (``K >= 1`` cells; ``t_0`` may be
             ``-inf`` and ``t_K`` may be ``+inf``). Cell ``i`` is ``[t_i, t_(i+1))``.
@@ -531,21 +567,32 @@ def monotone_map(
 def scalar_quantizer_index(
     y: torch.Tensor, thresholds: Sequence[float] | torch.Tensor
 ) -> torch.Tensor:
-    """Index ``i`` of the cell ``[t_i, t_(i+1))`` holding each ``y`` (the non-uniform SQ)."""
+    """Index ``i`` of the cell ``[t_i, t_(i+1))`` holding each ``y`` (the non-uniform SQ).
+
+    Defined in book section *Uniform scalar and lattice vector quantization → Theorem 1: a
+    non-uniform scalar quantizer is rounding after a monotone map*.
+    """
     t = torch.as_tensor(thresholds, dtype=y.dtype).flatten()
     return torch.searchsorted(t[1:-1].contiguous(), y.contiguous(), right=True)
 
 
 def rounding_index(z: torch.Tensor) -> torch.Tensor:
     """``floor(z + 1/2)``: rounding with the cells ``[i - 1/2, i + 1/2)`` half-open like
-    the thresholds' (``torch.round`` rounds half to even, which differs on the boundaries)."""
+    the thresholds' (``torch.round`` rounds half to even, which differs on the boundaries).
+    Defined in book section *Uniform scalar and lattice vector quantization → Theorem 1: a
+    non-uniform scalar quantizer is rounding after a monotone map*.
+    """
     return torch.floor(z + 0.5).long()
 
 
 def scalar_quantizer_pmf(
     thresholds: Sequence[float] | torch.Tensor, cdf: Callable[[torch.Tensor], torch.Tensor]
 ) -> torch.Tensor:
-    """PMF of the non-uniform SQ's indices: ``cdf(t_(i+1)) - cdf(t_i)`` (Appendix A's P(i))."""
+    """PMF of the non-uniform SQ's indices: ``cdf(t_(i+1)) - cdf(t_i)`` (Appendix A's P(i)).
+
+    Defined in book section *Uniform scalar and lattice vector quantization → Theorem 1: a
+    non-uniform scalar quantizer is rounding after a monotone map*.
+    """
     t = torch.as_tensor(thresholds, dtype=torch.float64).flatten()
     return cdf(t[1:]) - cdf(t[:-1])
 
@@ -555,6 +602,8 @@ def rounding_pmf(fmap: MonotoneMap, cdf: Callable[[torch.Tensor], torch.Tensor])
 
     ``P(round(f(y)) = i) = P(i - 1/2 <= f(y) < i + 1/2) = cdf(f^-1(i + 1/2)) - cdf(f^-1(i - 1/2))``,
     computed through the inverse map only (no thresholds involved).
+    Defined in book section *Uniform scalar and lattice vector quantization → Theorem 1: a
+    non-uniform scalar quantizer is rounding after a monotone map*.
     """
     edges = torch.arange(fmap.n_cells + 1, dtype=torch.float64) - 0.5
     y = fmap.inverse(edges)

@@ -8,7 +8,7 @@ with x~ known to both sides. For a joint pmf ``p[x, x~]`` this module computes, 
 - the bottleneck terms of Eq. (8)-(9), where the decoder only sees y~ = f(x~);
 - the Gaussian case x = a x~ + n with differential entropies.
 
-Conventions (book section *Conditional coding → Derivations*):
+Conventions (chapter *Conditional coding versus residual coding*):
 
 - ``p[i, j] = P(x = i, x~ = j)`` with ``i`` in ``0 .. n-1`` and ``j`` in ``0 .. m-1``. The two
   alphabets may differ (``n != m``): x~ is a prediction and need not take the same values as x.
@@ -108,7 +108,7 @@ def symbolic_joint(n: int, m: int | None = None, name: str = "p") -> sp.Matrix:
     """An ``n x m`` joint pmf of positive symbols ``p_ij`` that sums to 1 identically.
 
     The last entry is ``1 - (sum of the others)``, so the constraint of a pmf is built in.
-    Defined in book section *Conditional coding → Derivations*.
+    Defined in book section *Conditional coding versus residual coding → The identity*.
 
     Args:
         n: size of the alphabet of x (rows).
@@ -143,8 +143,9 @@ def residual_pmf(p: Any) -> dict[int, Any]:
     """The pmf of the residual r = x - x~, as ``{r: P(r)}`` for every r in ``-(m-1) .. n-1``.
 
     ``P(r)`` is the sum of ``p[i, j]`` over the diagonal ``i - j = r``. Symbolic input gives
-    SymPy expressions, numeric input gives floats. Defined in book section
-    *Conditional coding → Derivations* (the residual of Eq. (1)-(4) of Brand et al.).
+    SymPy expressions, numeric input gives floats. The residual of Eq. (1)-(4) of Brand et al.;
+    used by :func:`entropy_terms` (book section *Conditional coding versus residual coding → The
+    identity*); no page calls it.
     """
     q, symbolic = _as_joint(p)
     n, m = q.shape
@@ -169,7 +170,8 @@ def entropy_terms(p: Any) -> dict[str, Any]:
       ``P(x~=j, r) = p[j + r, j]``.
 
     SymPy input (e.g. from :func:`symbolic_joint`, or exact rationals) gives SymPy expressions,
-    numeric input gives floats. Defined in book section *Conditional coding → Derivations*.
+    numeric input gives floats. Defined in book section *Conditional coding versus residual coding →
+    The identity*.
 
     Raises:
         ValueError: ``p`` is not 2-D, has a negative entry, or does not sum to 1 (within
@@ -222,7 +224,7 @@ def identity_gap(p: Any) -> Any:
 
     Symbolic input: the logarithms are split with ``expand_log(force=True)`` and the sum is
     expanded, which is all SymPy needs to cancel every term. Numeric input: a float near 0.
-    Defined in book section *Conditional coding → Derivations*.
+    Defined in book section *Conditional coding versus residual coding → The identity*.
     """
     t = entropy_terms(p)
     gap = t["H_residual"] - t["H_conditional"] - t["I_prediction_residual"]
@@ -249,7 +251,8 @@ def bottleneck_terms(p: Any, f: Callable[[int], int] | Sequence[int]) -> dict[st
     - ``"I_lost"``: ``I(x; x~ | y~) = H(x | y~) - H(x | x~)`` (Eq. (8)), the information about x
       that f throws away.
 
-    Defined in book section *Conditional coding → Derivations*.
+    Defined in book section *Conditional coding versus residual coding → A bottleneck in the
+    conditional branch*.
     """
     q, symbolic = _as_joint(p)
     n, m = q.shape
@@ -296,7 +299,8 @@ def bottleneck_example(q: Any = "1/4") -> dict[str, Any]:
     Returns a dict with ``"pmf"`` (SymPy Matrix ``p[x, x~]``), ``"f"`` (tuple, ``f[x~]``),
     ``"rates"`` (the dict of :func:`bottleneck_terms`) and ``"loss"`` =
     ``H(x | y~) - H(r)`` in bits (positive: the conditional coder loses).
-    Defined in book section *Conditional coding → Derivations* (bottleneck, Eq. (8)-(9)).
+    Defined in book section *Conditional coding versus residual coding → A bottleneck in the
+    conditional branch* (Eq. (8)-(9)).
     """
     q = sp.nsimplify(q)
     if not q.is_number or not (0 < q < 1):
@@ -323,7 +327,7 @@ def gaussian_entropies(a: Any = None, sigma: Any = None, sigma_n: Any = None) ->
     N(0, (a-1)^2 sigma^2 + sigma_n^2) and, given x~, x is N(a x~, sigma_n^2). Returns
     ``{"h_residual": h(r), "h_conditional": h(x | x~), "gain": h(r) - h(x | x~)}`` with
     ``h(N(0, v)) = 1/2 log2(2 pi e v)``. Omitted arguments are SymPy symbols.
-    Defined in book section *Conditional coding → Derivations* (Gaussian case).
+    Defined in book section *Conditional coding versus residual coding → The Gaussian case*.
     """
     a = sp.Symbol("a", real=True) if a is None else sp.sympify(a)
     sigma = sp.Symbol("sigma", positive=True) if sigma is None else sp.sympify(sigma)
@@ -349,7 +353,7 @@ def gaussian_gain(a: Any = None, sigma: Any = None, sigma_n: Any = None) -> sp.E
 
     ``h(x - x~) - h(x | x~) = I(x~; r) = 1/2 log2(1 + (1 - a)^2 sigma^2 / sigma_n^2)``, zero
     exactly when a = 1 (then x - x~ = n is independent of x~). Omitted arguments are symbols.
-    Defined in book section *Conditional coding → Derivations* (Gaussian case).
+    Defined in book section *Conditional coding versus residual coding → The Gaussian case*.
     """
     return gaussian_entropies(a, sigma, sigma_n)["gain"]
 
@@ -363,7 +367,8 @@ def quantized_gaussian_joint(
     a difference of the normal CDF; given x~ at the centre of cell j, x is N(a x~_j, sigma_n^2).
     Feeding the result to :func:`entropy_terms` gives discrete entropies with
     ``H ~ h - log2(step)``, so the gain ``H(r) - H(x | x~)`` approaches :func:`gaussian_gain`
-    as ``step -> 0``. Defined in book section *Conditional coding → Derivations*.
+    as ``step -> 0``. Defined in book section *Conditional coding versus residual coding → The
+    Gaussian case*.
     """
     for label, v in (("sigma", sigma), ("sigma_n", sigma_n), ("step", step), ("width", width)):
         if not (np.isfinite(v) and v > 0):

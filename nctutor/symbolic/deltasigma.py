@@ -1,7 +1,7 @@
 """Delta-sigma modulation of binary latents, derived with SymPy.
 
 Everything here follows Appendix A and B of the supplement of Sun et al.
-(``sun_deltasigma``), and is defined in book section *Delta-sigma modulation of
+(``sun_deltasigma``), and belongs to the chapter *Delta-sigma modulation of
 binary latents: gradients and noise shaping* (``book/deltasigma/derivations.md``).
 
 The modulator runs along the time (frame) index ``i``:
@@ -63,7 +63,8 @@ class SignSTE(sp.Function):
 
     Forward it is the sign; for differentiation SymPy is told ``B'(x) = 1``, which is
     exactly what the supplement assumes ("``B(x)`` ... has derivative 1").
-    Defined in book section *Delta-sigma modulation → The modulator*.
+    Defined in book section *Delta-sigma modulation of binary latents: gradients and noise shaping →
+    Gradients*.
     """
 
     nargs = 1
@@ -95,7 +96,8 @@ def loop_coefficients(order: int) -> tuple[int, ...]:
 
     ``a_l = -(-1)^l binomial(order, l)``, so that ``1 - sum_l a_l z^-l = (1 - z^-1)^order``:
     order 1 gives ``(1,)`` (Eq. (A.1)), order 2 gives ``(2, -1)`` (Eq. (B.1)).
-    Defined in book section *Delta-sigma modulation → Noise shaping*.
+    Used by :func:`transfer_functions` (book section *Delta-sigma modulation of binary latents:
+    gradients and noise shaping → Noise shaping*) and named in that page's *Exercises*.
     """
     order = _check_order(order)
     return tuple(int(-((-1) ** l) * sp.binomial(order, l)) for l in range(1, order + 1))
@@ -111,7 +113,8 @@ def unrolled_recursion(
     ``bp1, bp2`` (``b[m-k-1], b[m-k-2]``).  Returns ``(c, y, b)`` where ``y[j]`` and
     ``b[j]`` are the nested expressions of ``y[m-j]`` and ``b[m-j]``
     (Eq. (A.1)-(A.2), or (B.1) with (A.2) for ``order=2``).
-    Defined in book section *Delta-sigma modulation → Gradients*.
+    Defined in book section *Delta-sigma modulation of binary latents: gradients and noise shaping →
+    Gradients*.
     """
     k = _check_k(k)
     coeffs = loop_coefficients(_check_order(order, _GRADIENT_ORDERS))
@@ -137,7 +140,8 @@ def code_gradient(k: int, order: int = 1) -> sp.Expr:
     expression in ``y0..yk`` only (``y0 = y[m]``).  For ``order=1`` it equals
     Eq. (A.7) (equivalently Eq. (6) of the main text); for ``order=2`` see
     :func:`code_gradient_closed_form`.
-    Defined in book section *Delta-sigma modulation → Gradients*.
+    Defined in book section *Delta-sigma modulation of binary latents: gradients and noise shaping →
+    Gradients*.
     """
     c, y, b = unrolled_recursion(k, order)
     d = sp.diff(b[0], c[k])
@@ -157,7 +161,8 @@ def code_gradient_closed_form(k: int, order: int = 1) -> sp.Expr:
     Order 2 (not in the supplement; derived in the book): with ``s = 1 - tanh^2 y0``
     and ``a_j = tanh^2 yj``, ``G_0 = s``, ``G_1 = 2 a_1 G_0`` and
     ``G_j = a_j (2 G_{j-1} - G_{j-2})`` for ``j >= 2`` (the adjoint of Eq. (B.1)).
-    Defined in book section *Delta-sigma modulation → Gradients*.
+    Defined in book section *Delta-sigma modulation of binary latents: gradients and noise shaping →
+    Gradients*.
     """
     k = _check_k(k)
     coeffs = loop_coefficients(_check_order(order, _GRADIENT_ORDERS))
@@ -181,7 +186,8 @@ def transfer_functions(order: int) -> tuple[sp.Expr, sp.Expr]:
     gives ``B = STF * C + NTF * E``.  For order 1 and 2 this is Eq. (B.4):
     ``STF = 1`` (no delay: the integrator is delay-free) and ``NTF = (1 - z^-1)^order``.
     Any ``order >= 1`` is accepted (the binomial loop of :func:`loop_coefficients`).
-    Defined in book section *Delta-sigma modulation → Noise shaping*.
+    Defined in book section *Delta-sigma modulation of binary latents: gradients and noise shaping →
+    Noise shaping*.
     """
     coeffs = loop_coefficients(order)
     Yz, Bz, Cz, Ez = sp.symbols("Y B C E")
@@ -197,8 +203,9 @@ def transfer_functions(order: int) -> tuple[sp.Expr, sp.Expr]:
 def noise_transfer_function(order: int) -> sp.Expr:
     """NTF(z) of the order-``order`` modulator, in the symbol ``z``: ``(1 - z^-1)^order``.
 
-    Derived, not typed: see :func:`transfer_functions` (Eq. (B.4)).
-    Defined in book section *Delta-sigma modulation → Noise shaping*.
+    Derived, not typed: see :func:`transfer_functions` (Eq. (B.4)). A shortcut for book section
+    *Delta-sigma modulation of binary latents: gradients and noise shaping → Noise shaping*; no page
+    calls it (tested in ``tests/test_deltasigma.py``).
     """
     return transfer_functions(order)[1]
 
@@ -206,7 +213,8 @@ def noise_transfer_function(order: int) -> sp.Expr:
 def signal_transfer_function(order: int) -> sp.Expr:
     """STF(z) of the order-``order`` modulator (equal to 1, Eq. (B.4)).
 
-    Defined in book section *Delta-sigma modulation → Noise shaping*.
+    A shortcut for book section *Delta-sigma modulation of binary latents: gradients and noise
+    shaping → Noise shaping*; no page calls it (tested in ``tests/test_deltasigma.py``).
     """
     return transfer_functions(order)[0]
 
@@ -218,8 +226,9 @@ def ntf_magnitude_squared(order: int) -> sp.Expr:
     order 1 gives ``2 - 2 cos w``, order 2 ``6 - 8 cos w + 2 cos 2w``; in general it
     equals ``(2 - 2 cos w)^order = (2 sin(w/2))^(2 order)``.  The constant term is the
     white-noise power gain, the other coefficients are twice the autocorrelation of
-    the NTF's impulse response.
-    Defined in book section *Delta-sigma modulation → Noise shaping*.
+    the NTF's impulse response (the NTF of Eq. (B.4)).
+    Defined in book section *Delta-sigma modulation of binary latents: gradients and noise shaping →
+    Magnitude response and noise power*.
     """
     ntf = noise_transfer_function(order)
     prod = ntf.subs(Z, sp.exp(sp.I * OMEGA)) * ntf.subs(Z, sp.exp(-sp.I * OMEGA))
@@ -236,8 +245,9 @@ def _band_integral(order: int, upper: sp.Expr) -> sp.Expr:
 def noise_power_gain(order: int) -> sp.Expr:
     """White-noise power gain ``(1/2pi) int_{-pi}^{pi} |NTF(e^{jw})|^2 dw`` (exact).
 
-    Equals ``sum_k binomial(n, k)^2 = binomial(2n, n)``: 2 for order 1, 6 for order 2.
-    Defined in book section *Delta-sigma modulation → Noise shaping*.
+    Equals ``sum_k binomial(n, k)^2 = binomial(2n, n)``: 2 for order 1, 6 for order 2. Derived from
+    the NTF of Eq. (B.4). Defined in book section *Delta-sigma modulation of binary latents:
+    gradients and noise shaping → Magnitude response and noise power*.
     """
     return sp.nsimplify(_band_integral(_check_order(order), sp.pi))
 
@@ -250,7 +260,8 @@ def in_band_noise_gain(order: int, omega_b: sp.Expr | float | None = None) -> sp
     ``2 (omega_B - sin omega_B) / pi``; order 2:
     ``(6 omega_B - 8 sin omega_B + sin 2 omega_B) / pi``.  ``omega_b = pi`` gives
     :func:`noise_power_gain`.
-    Defined in book section *Delta-sigma modulation → Noise shaping*.
+    Derived from the NTF of Eq. (B.4). Defined in book section *Delta-sigma modulation of
+    binary latents: gradients and noise shaping → In-band noise*.
     """
     order = _check_order(order)
     expr = _band_integral(order, OMEGA_B)

@@ -11,8 +11,8 @@ with SymPy and tests the premise on a one-dimensional codec small enough to solv
   independent of x (variance 1/12);
 - decoder ``x^ = g y^``, rate ``R = -log2 N(y^; 0, sigma_y^2)``, distortion ``D = (x - x^)^2``.
 
-Defined in book section *Latent properties → KKT conditions and the latent shift's premise*.
-All functions return SymPy objects; omitted arguments are positive SymPy symbols.
+Chapter *KKT conditions and the latent shift's premise* (``book/latent/kkt.md``), part *Latent
+properties*. All functions return SymPy objects; omitted arguments are positive SymPy symbols.
 """
 
 from __future__ import annotations
@@ -60,8 +60,9 @@ def multiobjective_weights(lam: Any = None) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
     """The weights of Appendix C: ``(1, 1, lambda) / (2 + lambda)``, nonnegative, summing to 1.
 
     Dividing Eq. (1) of Balcilar et al. by ``2 + lambda`` turns it into a weighted multi-objective
-    problem (side rate, main rate, distortion). Defined in book section *Latent properties → KKT
-    conditions and the latent shift's premise*.
+    problem (side rate, main rate, distortion).
+    Defined in book section *KKT conditions and the latent shift's premise → Stationarity of the
+    rate-distortion loss*.
     """
     lam = _pos(lam, "lambda")
     return 1 / (2 + lam), 1 / (2 + lam), lam / (2 + lam)
@@ -74,8 +75,9 @@ def appendix_c_objectives(as_printed: bool = False) -> dict[str, sp.Expr]:
     distortion ``d(x, g_s(y))``. Corrected (default): ``L1 = -log P_f``, ``L2 = -log P_h``,
     ``L3 = d``. With ``as_printed=True`` the appendix's text: ``L2 = -log(log P_h)`` (a typo: the
     log of a negative number for a pmf below 1) and ``L3 = -d`` (a sign slip: minimising ``-d``
-    maximises the distortion). Defined in book section *Latent properties → KKT conditions and
-    the latent shift's premise*.
+    maximises the distortion).
+    Appendix C's objectives, discussed in the errata box of the chapter *KKT conditions and the
+    latent shift's premise*; no page calls it (tested in ``tests/test_kkt.py``).
     """
     y, z = sp.symbols("y z", real=True)
     P_f, P_h, d = sp.Function("P_f"), sp.Function("P_h"), sp.Function("d")
@@ -100,7 +102,8 @@ def stationarity_conditions(lam: Any = None, as_printed: bool = False) -> dict[s
 
     Per sample, because the latents of each sample are free variables here (the decoder-side
     shift moves them one image at a time); the paper writes the conditions under an expectation.
-    Defined in book section *Latent properties → KKT conditions and the latent shift's premise*.
+    Defined in book section *KKT conditions and the latent shift's premise → Stationarity of the
+    rate-distortion loss*.
     """
     lam = _pos(lam, "lambda")
     a1, a2, a3 = multiobjective_weights(lam)
@@ -131,8 +134,9 @@ def toy_codec(
     Symbols ``x`` (source sample) and ``u`` (quantization noise) are real; ``y^ = w x + u``;
     ``R = -log2 N(y^; 0, sigma_y^2)``; ``D = (x - g y^)^2``; ``L = R + lambda D``. The gradients
     are taken with respect to the decoded latent ``y^`` (what the decoder-side shift moves):
-    ``dR = y^ / (sigma_y^2 ln 2)``, ``dD = -2 g (x - g y^)``. Defined in book section
-    *Latent properties → KKT conditions and the latent shift's premise*.
+    ``dR = y^ / (sigma_y^2 ln 2)``, ``dD = -2 g (x - g y^)``.
+    Defined in book section *KKT conditions and the latent shift's premise → A codec small enough to
+    solve*.
     """
     w, g = _pos(w, "w"), _pos(g, "g")
     sigma_y, lam = _pos(sigma_y, "sigma_y"), _pos(lam, "lambda")
@@ -157,8 +161,9 @@ def per_sample_optimum(g: Any = None, sigma_y: Any = None, lam: Any = None) -> s
     """``y*(x) = argmin_y R(y) + lambda D(x, y)`` for each sample x (no quantization).
 
     Solves ``dR/dy + lambda dD/dy = 0``; the answer, ``2 lambda g x / (1/(sigma_y^2 ln 2) +
-    2 lambda g^2)``, is linear in x. Defined in book section *Latent properties → KKT
-    conditions and the latent shift's premise*.
+    2 lambda g^2)``, is linear in x.
+    Defined in book section *KKT conditions and the latent shift's premise → A codec small enough to
+    solve*.
     """
     c = toy_codec(1, g, sigma_y, lam)
     yh = c["yhat"]
@@ -182,7 +187,8 @@ def expected_loss(
 ) -> sp.Expr:
     """``E[R + lambda D]`` over x ~ N(0, s^2) and u (variance ``noise_var``), in bits.
 
-    Defined in book section *Latent properties → KKT conditions and the latent shift's premise*.
+    Belongs to book section *KKT conditions and the latent shift's premise → A codec small enough to
+    solve*; no page calls it (tested in ``tests/test_kkt.py``).
     """
     w, g, s = _pos(w, "w"), _pos(g, "g"), _pos(s, "s")
     sigma_y, lam = _pos(sigma_y, "sigma_y"), _pos(lam, "lambda")
@@ -204,8 +210,9 @@ def amortised_encoder(
 
     It equals the per-sample optimum's gain (:func:`per_sample_optimum`): in this linear
     Gaussian codec the shared encoder loses nothing; what it cannot undo is the quantization
-    noise. Defined in book section *Latent properties → KKT conditions and the latent shift's
-    premise*.
+    noise.
+    Defined in book section *KKT conditions and the latent shift's premise → A codec small enough to
+    solve*.
     """
     w = sp.Symbol("w", positive=True)
     (sol,) = sp.solve(sp.diff(expected_loss(w, g, s, sigma_y, lam, noise_var), w), w)
@@ -224,7 +231,8 @@ def gradient_correlation(
 
     Both gradients are linear in (x, u), so the correlation only needs ``var x = s^2`` and
     ``var u = noise_var``. ``noise_var = 0`` models continuous (unquantized) latents.
-    Defined in book section *Latent properties → KKT conditions and the latent shift's premise*.
+    Defined in book section *KKT conditions and the latent shift's premise → A codec small enough to
+    solve*; used again in its section *The trained decoder kills the correlation*.
     """
     s = _pos(s, "s")
     q = sp.sympify(noise_var)
@@ -245,7 +253,8 @@ def amortised_correlation(
     ``b = 2 lambda g^2 sigma_y^2 ln 2`` the ratio of the distortion's to the rate's curvature.
     Returns ``{"w": w, "S": S, "beta": b, "corr": corr, "corr_direct": ...}`` where
     ``corr_direct`` is :func:`gradient_correlation` at that ``w`` (the tests check they agree).
-    Defined in book section *Latent properties → KKT conditions and the latent shift's premise*.
+    Defined in book section *KKT conditions and the latent shift's premise → A codec small enough to
+    solve*.
     """
     g, s = _pos(g, "g"), _pos(s, "s")
     sigma_y, lam = _pos(sigma_y, "sigma_y"), _pos(lam, "lambda")
@@ -270,7 +279,8 @@ def trained_codec(lam: Any = None, s: Any = None) -> dict[str, sp.Expr]:
     ``g = sqrt(6 lambda s^2 ln2 - 3) / (lambda s ln2)``; real only when
     ``lambda s^2 ln 2 > 1/2`` (below that the codec sends nothing). The decoder is then the
     linear MMSE estimator of x from y^, and the gradient correlation is exactly 0.
-    Defined in book section *Latent properties → KKT conditions and the latent shift's premise*.
+    Defined in book section *KKT conditions and the latent shift's premise → The trained decoder
+    kills the correlation*.
     """
     lam, s = _pos(lam, "lambda"), _pos(s, "s")
     if (lam * s**2 * sp.log(2)).is_number and not lam * s**2 * sp.log(2) > sp.Rational(1, 2):
@@ -298,8 +308,9 @@ def mismatch_correlation(lam: Any, s_train: Any, s_test: Any) -> sp.Expr:
     """Gradient correlation when a codec trained for ``N(0, s_train^2)`` codes ``N(0, s_test^2)``.
 
     0 when ``s_test = s_train``; negative when the test source is wider (then the decoder's gain
-    is too small for the test data), positive when it is narrower. Defined in book section
-    *Latent properties → KKT conditions and the latent shift's premise*.
+    is too small for the test data), positive when it is narrower.
+    Defined in book section *KKT conditions and the latent shift's premise → The trained decoder
+    kills the correlation*.
     """
     c = trained_codec(lam, s_train)
     return gradient_correlation(c["w"], c["g"], _pos(s_test, "s_test"), c["sigma_y"], lam)
@@ -312,7 +323,8 @@ def latent_shift_step(lam: Any, s_train: Any, s_test: Any) -> dict[str, sp.Expr]
     latent: the decoder outputs ``g (1 + rho / (sigma_y^2 ln 2)) y^``. ``rho*`` (sent by the
     encoder, one number per image) makes that gain the linear MMSE gain for the test source.
     Returns ``{"rho": rho*, "mse_before": ..., "mse_after": ...}`` (per sample, squared error).
-    Defined in book section *Latent properties → KKT conditions and the latent shift's premise*.
+    Defined in book section *KKT conditions and the latent shift's premise → The trained decoder
+    kills the correlation*.
     """
     c = trained_codec(lam, s_train)
     w, g, sy = c["w"], c["g"], c["sigma_y"]
@@ -344,7 +356,9 @@ def monte_carlo_correlation(
     Draws ``x ~ N(0, s^2)`` and either adds ``u ~ U(-1/2, 1/2)`` (``rounding=False``, the
     relaxation the closed forms assume) or rounds ``w x`` to the nearest integer (what a codec
     does at test time). ``lam`` only scales dD and does not change the correlation.
-    Defined in book section *Latent properties → KKT conditions and the latent shift's premise*.
+    Defined in book section *KKT conditions and the latent shift's premise → A codec small enough to
+    solve*; used again in its section *The trained decoder kills the correlation* and the
+    *Exercises*.
     """
     for label, v in (("w", w), ("g", g), ("s", s), ("sigma_y", sigma_y), ("lam", lam)):
         if not (np.isfinite(v) and v > 0):

@@ -8,8 +8,8 @@ Codecs" (the latent-properties paper). Every function returns SymPy objects;
 the numerical side (decoders, Monte Carlo, quadrature) is in
 :mod:`nctutor.quant.lattice`.
 
-Defined in book section *Latent properties -> Uniform scalar and lattice
-vector quantization*.
+Chapter *Uniform scalar and lattice vector quantization* (``book/latent/lattice.md``), part *Latent
+properties*.
 """
 
 from __future__ import annotations
@@ -65,8 +65,9 @@ def _as_expr(value: sp.Expr | float | int, name: str) -> sp.Expr:
 def mse_interval(width: sp.Expr | float | int = u) -> sp.Expr:
     """MSE of uniform scalar quantization with step ``width``, Eq. (7).
 
-    ``(1/u) * Integral(x**2, (x, -u/2, u/2)) = u**2/12``. Defined in book section
-    *Latent properties -> Uniform scalar and lattice vector quantization*.
+    ``(1/u) * Integral(x**2, (x, -u/2, u/2)) = u**2/12``.
+    Defined in book section *Uniform scalar and lattice vector quantization → The MSE of three cells
+    (Appendix B)*.
     """
     w = _as_expr(width, "width")
     return sp.simplify(sp.integrate(x**2, (x, -w / 2, w / 2)) / w)
@@ -78,6 +79,8 @@ def hexagon_area(side: sp.Expr | float | int = a) -> sp.Expr:
 
     The hexagon has its vertices at ``(+-a, 0)`` and ``(+-a/2, +-sqrt(3) a/2)``
     (Fig. 5a of the paper); the result is ``3*sqrt(3)*a**2/2``.
+    Defined in book section *Uniform scalar and lattice vector quantization → The MSE of three cells
+    (Appendix B)*.
     """
     s = _as_expr(side, "side")
     h = sp.sqrt(3) * s / 2
@@ -91,6 +94,8 @@ def hexagon_upper_half_integral(side: sp.Expr | float | int = a) -> sp.Expr:
     """The first integral of Eq. (8): ``(x**2 + y**2)/2`` over the upper half hexagon.
 
     The paper states ``5*sqrt(3)*a**4/32``.
+    Defined in book section *Uniform scalar and lattice vector quantization → The MSE of three cells
+    (Appendix B)*.
     """
     s = _as_expr(side, "side")
     h = sp.sqrt(3) * s / 2
@@ -107,6 +112,8 @@ def mse_hexagon(side: sp.Expr | float | int = a) -> sp.Expr:
     Both halves of Eq. (8) are integrated (the lower one is not assumed equal to
     the upper one) and divided by the area. For the unit-area cell pass
     ``side=hexagon_side(1)``: ``5*sqrt(3)/108``, the normalized second moment of A2.
+    Defined in book section *Uniform scalar and lattice vector quantization → The MSE of three cells
+    (Appendix B)*.
     """
     s = _as_expr(side, "side")
     h = sp.sqrt(3) * s / 2
@@ -118,7 +125,11 @@ def mse_hexagon(side: sp.Expr | float | int = a) -> sp.Expr:
 
 @cache
 def hexagon_side(area: sp.Expr | float | int = u**2) -> sp.Expr:
-    """Side of the regular hexagon of the given area: ``a = sqrt(2*area/(3*sqrt(3)))``."""
+    """Side of the regular hexagon of the given area: ``a = sqrt(2*area/(3*sqrt(3)))``.
+
+    Defined in book section *Uniform scalar and lattice vector quantization → The MSE of three cells
+    (Appendix B)*.
+    """
     A = _as_expr(area, "area")
     s = sp.Symbol("s", positive=True)
     (sol,) = sp.solve(sp.Eq(hexagon_area(s), A), s)
@@ -149,6 +160,8 @@ def truncated_octahedron_volume(edge: sp.Expr | float | int = a) -> sp.Expr:
     """Volume of the truncated octahedron of edge ``edge``, from Eq. (9)'s limits.
 
     Eight times the octant of :func:`_octant_pieces`: ``8*sqrt(2)*a**3``.
+    Defined in book section *Uniform scalar and lattice vector quantization → The MSE of three cells
+    (Appendix B)*.
     """
     e = _as_expr(edge, "edge")
     s = sp.sqrt(2) * e
@@ -164,6 +177,8 @@ def mse_truncated_octahedron(edge: sp.Expr | float | int = a) -> sp.Expr:
     :func:`_octant_pieces`), multiplied by 8 and divided by the volume. For the
     unit-volume cell pass ``edge=truncated_octahedron_edge(1)``:
     ``19*2**(2/3)/384 = 19/(192*2**(1/3))``, the normalized second moment of A3*.
+    Defined in book section *Uniform scalar and lattice vector quantization → The MSE of three cells
+    (Appendix B)*.
     """
     e = _as_expr(edge, "edge")
     s = sp.sqrt(2) * e
@@ -173,7 +188,11 @@ def mse_truncated_octahedron(edge: sp.Expr | float | int = a) -> sp.Expr:
 
 
 def truncated_octahedron_edge(volume: sp.Expr | float | int = u**3) -> sp.Expr:
-    """Edge of the truncated octahedron of the given volume: ``(volume/(8*sqrt(2)))**(1/3)``."""
+    """Edge of the truncated octahedron of the given volume: ``(volume/(8*sqrt(2)))**(1/3)``.
+
+    Defined in book section *Uniform scalar and lattice vector quantization → The MSE of three cells
+    (Appendix B)*.
+    """
     V = _as_expr(volume, "volume")
     return sp.simplify((V / (8 * sp.sqrt(2))) ** sp.Rational(1, 3))
 
@@ -190,6 +209,8 @@ def sphere_normalized_second_moment(n: int | sp.Expr) -> sp.Expr:
     so this is a lower bound on G for every lattice in dimension ``n`` (Conway &
     Sloane, *Sphere Packings, Lattices and Groups*, Ch. 2, Eq. (86)); it
     decreases to ``1/(2*pi*e)`` as ``n -> oo``.
+    Defined in book section *Uniform scalar and lattice vector quantization → Normalized second
+    moment and granular gain*.
     """
     if isinstance(n, int) and n < 1:
         raise ValueError(f"n must be a positive integer, got {n}")
@@ -210,6 +231,9 @@ def normalized_second_moment(name: str) -> sp.Expr:
       Trans. IT 28(2), 1982, listed in *Sphere Packings, Lattices and Groups*,
       Table 2.3 (0.0766032 and 0.0716821);
     - ``"sphere"``: ``1/(2*pi*e)``, the limit of the ball bound for ``n -> oo``.
+
+    Defined in book section *Uniform scalar and lattice vector quantization → Normalized second
+    moment and granular gain*.
 
     Raises:
         ValueError: for a name not in :data:`LATTICE_NAMES`.
@@ -237,6 +261,8 @@ def granular_gain_db(name: str) -> sp.Expr:
     At the same cell volume (so the same rate under a uniform source, Appendix B)
     the lattice reduces the MSE by this many dB; the ``"sphere"`` entry,
     ``10*log10(pi*e/6) = 1.53 dB``, is the most any lattice can give.
+    Defined in book section *Uniform scalar and lattice vector quantization → Normalized second
+    moment and granular gain*.
     """
     ratio = normalized_second_moment("Z") / normalized_second_moment(name)
     return 10 * sp.log(sp.simplify(ratio), 10)
@@ -259,6 +285,8 @@ def hexagon_inner_integral(side: sp.Expr = a) -> sp.Expr:
     SymPy: ``erf((a - y/sqrt(3) - mu)/(sqrt(2) sigma))/2``
     ``- erf((-a + y/sqrt(3) - mu)/(sqrt(2) sigma))/2``.
     For the lower half replace ``y`` by ``-y``.
+    Defined in book section *Uniform scalar and lattice vector quantization → The probability of a
+    hexagonal cell (Appendix E)*.
     """
     s = _as_expr(side, "side")
     lo, hi = -s + y / sp.sqrt(3), s - y / sp.sqrt(3)
@@ -271,6 +299,8 @@ def hexagon_inner_integral_paper(side: sp.Expr = a) -> sp.Expr:
 
     The printed lower limit has the wrong sign of ``y/sqrt(3)`` (the integral's
     own lower limit is ``-a + y/sqrt(3)``); kept to show the error in the book.
+    Defined in book section *Uniform scalar and lattice vector quantization → The probability of a
+    hexagonal cell (Appendix E)* (its errata box).
     """
     s = _as_expr(side, "side")
     antiderivative = sp.erf(sp.sqrt(2) * (-mu + x) / (2 * sigma)) / 2
@@ -292,6 +322,9 @@ def pmf_change_of_variables() -> tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr]:
     ``p_z(z) = p_y(f^-1(z)) * (f^-1)'(z)`` (the Jacobian factor that the paper's
     notation ``p(f^-1(z)) df^-1(z)`` carries implicitly). Its antiderivative is the
     CDF of ``y`` at ``f^-1(z)``, ``F_z(z) = (1 + erf((f^-1(z) - mu)/(sqrt(2) sigma)))/2``.
+
+    Defined in book section *Uniform scalar and lattice vector quantization → Theorem 1: a
+    non-uniform scalar quantizer is rounding after a monotone map*.
 
     Returns:
         ``(p_z, F_z, P_uniform, P_nonuniform)`` where ``P_uniform = F_z(i + 1/2) -

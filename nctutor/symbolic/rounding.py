@@ -1,8 +1,8 @@
 """From rounding to bits: the probability of a rounded latent, derived with SymPy.
 
 Everything here follows Sec. 8.1 of the supplement of Klopp et al. (``klopp2018``),
-Eq. (14)-(18), and is defined in book section *From rounding to bits*
-(``book/foundations/rounding.md``).
+Eq. (14)-(18), and belongs to the chapter *From rounding to bits*
+(``book/foundations/rounding.md``), section *The probability of a rounded value*.
 
 A latent ``y`` with density ``p`` is rounded, ``q = round(y)`` (Eq. 14).  The probability
 of the integer ``q`` is the mass of ``p`` in the bin around it (Eq. 17)::
@@ -82,7 +82,11 @@ def density(name: str, var: sp.Symbol = T) -> sp.Expr:
 
 
 def uniform_box(s: sp.Expr) -> sp.Piecewise:
-    """The density of ``U(-1/2, 1/2)`` at ``s``: 1 on ``[-1/2, 1/2]``, else 0 (Eq. 18)."""
+    """The density of ``U(-1/2, 1/2)`` at ``s``: 1 on ``[-1/2, 1/2]``, else 0 (Eq. 18).
+
+    Eq. (18) of the code-space predictor supplement. The box of :func:`noisy_density`, book
+    section *From rounding to bits → The probability of a rounded value*; no page calls it.
+    """
     return sp.Piecewise((1, (s >= -_HALF) & (s <= _HALF)), (0, True))
 
 
@@ -191,6 +195,7 @@ def differential_entropy(name: str) -> sp.Expr:
     The high-resolution approximation of the entropy of ``round(y / step)`` is
     ``h(Y) - log2(step)`` (book section *From rounding to bits → Entropy of a rounded
     Gaussian*; Cover & Thomas, Thm. 8.3.1).
+    Defined in book section *From rounding to bits → Entropy of a rounded Gaussian*.
     """
     key = _check_density(name)
     p = density(key)
