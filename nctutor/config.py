@@ -162,9 +162,8 @@ def data_root_candidates() -> list[Path]:
 
     Defined in book section *How to run this book → Data*.
 
-    1. ``$NCTUTOR_DATA`` when set (and then only it: an explicit choice is never
-       silently replaced);
-    2. ``../shared/data`` beside the checkout and beside the working directory;
+    1. ``$NCTUTOR_DATA`` when set (it then replaces the ``../shared/data`` guesses of 2.);
+    2. else ``../shared/data`` beside the checkout and beside the working directory;
     3. the cache's ``data`` folder, which downloads fill.
     """
     if os.environ.get(DATA_ENV):

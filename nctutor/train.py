@@ -147,18 +147,21 @@ IDENTITY_KEYS = ("model", "quality", "N", "M", "patch_size", "batch_size", "seed
 
 
 @torch.no_grad()
-def validate(model: torch.nn.Module, images: data.ImageSet, crop: int, device) -> dict:
+def validate(model: torch.nn.Module, images: data.ImageSet, crop: int, device,
+             stride: int = 64) -> dict:
     """Mean estimated bpp (from likelihoods, rounding as at test time) and PSNR on central crops.
 
     The likelihoods are bin probabilities, Eq. (17) of the code-space predictor supplement. Used
     by :func:`train` (the ``val_*`` entries of the history, chapter *Your first learned codec →
     Training*); no page calls it.
     """
+    if crop < stride:
+        raise ValueError(f"validation crop {crop} is smaller than the model's stride {stride}")
     model.eval()
     bpps, mses = [], []
     for i in range(len(images)):
         x = data.center_crop(images[i], crop)[None].to(device)
-        h, w = (x.shape[-2] // 64) * 64, (x.shape[-1] // 64) * 64
+        h, w = (x.shape[-2] // stride) * stride, (x.shape[-1] // stride) * stride
         x = x[..., :h, :w]
         out = model(x)
         bits = sum(-torch.log2(lk).sum() for lk in out["likelihoods"].values())
@@ -281,7 +284,8 @@ def train(cfg: TrainConfig | None = None, progress: bool = True) -> TrainResult:
                       "aux": aux_loss.item()}
             if val_images is not None and (step % profile.val_every == 0 or step == steps):
                 record.update({f"val_{k}": v for k, v in
-                               validate(net, val_images, profile.val_crop, dev).items()})
+                               validate(net, val_images, profile.val_crop, dev,
+                                        models.STRIDES[settings["model"]]).items()})
             history.append(record)
             bar.set_postfix(loss=f"{record['loss']:.3f}", bpp=f"{record['bpp']:.3f}",
                             psnr=f"{record['psnr']:.2f}")

@@ -51,7 +51,6 @@ __all__ = [
     "rounding_pmf",
     "scalar_quantizer_index",
     "scalar_quantizer_pmf",
-    "short_vectors",
 ]
 
 LATTICES: tuple[str, ...] = ("Z", "A2", "A3*", "D4", "E8")
