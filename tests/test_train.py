@@ -88,3 +88,14 @@ def test_patch_size_must_fit_the_stride(tmp_path):
     with pytest.raises(ValueError, match="multiple of 64"):
         train.train(train.TrainConfig(out_dir=str(tmp_path), **{**TINY, "model": "mbt2018-mean"}),
                     progress=False)
+
+
+def test_validate_on_kodak_crops():
+    from nctutor import models
+
+    net = models.create("bmshj2018-factorized", N=8, M=8)
+    metrics = train.validate(net, data.kodak(1), crop=64, device="cpu", stride=16)
+    assert metrics["bpp"] > 0 and 0 < metrics["psnr"] < 60
+    assert net.training  # validate puts the model back in training mode
+    with pytest.raises(ValueError, match="smaller than the model's stride"):
+        train.validate(net, data.kodak(1), crop=32, device="cpu", stride=64)
