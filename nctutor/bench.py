@@ -1,6 +1,7 @@
 """``nctutor bench``: encode/decode milliseconds and coding overhead of the book's codecs.
 
-Defined in book section "Real bitstreams → How fast, how close to the entropy".
+Defined in book section "Transform coding with learned priors → How fast, how close to the
+entropy".
 
 For each model and Kodak image this measures three codecs that share the same trained weights:
 
@@ -218,7 +219,8 @@ def run(names: Sequence[str] = DEFAULT_MODELS, quality: int = 3, profile: str | 
     """Benchmark ``names`` (loaded with :func:`nctutor.zoo.load` at ``quality`` and ``profile``)
     on the first ``images`` Kodak images (default: the profile's ``eval_images``), centre-cropped
     to ``crop`` pixels when ``crop > 0``. Returns one :class:`BenchRow` per model and image.
-    Defined in book section "Real bitstreams → How fast, how close to the entropy"."""
+    Defined in book section "Transform coding with learned priors → How fast, how close to the
+    entropy"."""
     from tqdm.auto import tqdm
 
     prof = config.get_profile(profile)
