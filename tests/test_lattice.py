@@ -130,6 +130,15 @@ def test_monte_carlo_normalized_second_moment(name):
     assert abs(g_mc / g_exact - 1) < 0.005
 
 
+def test_monte_carlo_standard_error():
+    # Z: the squared error of U(-1/2, 1/2) has relative std sqrt(E e^4 / (E e^2)^2 - 1) = sqrt(4/5)
+    g_mc, se = Q.normalized_second_moment_mc("Z", n_samples=200_000, seed=1, return_se=True)
+    assert abs(se / g_mc - (0.8**0.5) / 200_000**0.5) < 0.02 * se / g_mc
+    assert abs(g_mc - 1 / 12) < 4 * se  # fails with probability ~1e-4 under the null
+    with pytest.raises(ValueError, match="n_samples"):
+        Q.normalized_second_moment_mc("Z", n_samples=1)
+
+
 def test_monte_carlo_zn_is_dimension_free():
     assert abs(Q.normalized_second_moment_mc("Z", 1_000_000, dim=3) * 12 - 1) < 0.005
 
