@@ -16,7 +16,10 @@ For each model and Kodak image this measures three codecs that share the same tr
 Each timing is the median of ``repeat`` runs after one warm-up run. The *coding overhead* of a
 coder is ``bits / (-Σ log2 likelihood) - 1``, the likelihoods of the model's ``forward`` in eval
 mode (``y`` rounded as the coders round it): what the coder spends over an ideal entropy coder
-for the same model. It is given over all streams (``z`` included) and for ``y`` alone.
+for the same model. It is given over all streams (``z`` included) and for ``y`` alone. The exact
+coder's overhead can be negative: it folds the tails beyond the image's own symbol range into the
+two end symbols (see :mod:`nctutor.coding`), which beats ``-Σ log2 likelihood`` when the predicted
+scales are too wide, as with a barely trained model.
 """
 
 from __future__ import annotations

@@ -27,8 +27,12 @@ Stream layout of one ``y`` string::
     …        the ANS coder's 32-bit words, little-endian
 
 *Tails.* The alphabet ``[lo, hi]`` is taken from the data and stored, so every integer
-round-trips however unlikely (``QuantizedGaussian`` gives each symbol of the alphabet a nonzero
-probability, and renormalizes the Gaussian to it); only spans ``hi - lo`` beyond
+round-trips however unlikely (``QuantizedGaussian``, constriction's leaky quantizer, gives each
+symbol of the alphabet a nonzero probability and puts each Gaussian's tail mass beyond ``lo`` and
+``hi`` onto those two end symbols: ``P(lo) = Φ((lo + 1/2 - μ)/σ)``, ``P(hi) = 1 - Φ((hi - 1/2 -
+μ)/σ)``). Because ``[lo, hi]`` is the range of the data, this two-part code can spend *less* than
+``-sum log2 P`` under the untruncated model when the scales are too wide for the symbols that
+occur (a barely trained model). Only spans ``hi - lo`` beyond
 :data:`MAX_SPAN` are refused. *Integrity.* ANS decoding never fails by itself: a truncated or
 damaged stream, or a decoder whose scales differ in one bit from the encoder's, silently decodes
 other symbols. The CRC turns all of these into a :class:`~nctutor.bitstream.BitstreamError`.
@@ -135,10 +139,12 @@ def _crc(symbols: np.ndarray) -> bytes:
 def encode_gaussian(symbols, means, scales) -> bytes:
     """Code the integers ``symbols`` with per-symbol quantized Gaussians ``N(means, scales²)``.
 
-    ``P(k) = Φ((k + 1/2 - μ)/σ) - Φ((k - 1/2 - μ)/σ)``, Eq. (17) of ``klopp2018``, renormalized
-    to the alphabet ``[min(symbols), max(symbols)]``, which is stored in the stream (see the
-    module docstring for the layout). ``means`` (``None``: 0) and ``scales`` hold one entry per
-    symbol, in any shape with the same number of entries; the decoder must pass identical ones.
+    ``P(k) = Φ((k + 1/2 - μ)/σ) - Φ((k - 1/2 - μ)/σ)``, Eq. (17) of ``klopp2018``, on the
+    alphabet ``[lo, hi] = [min(symbols), max(symbols)]``, which is stored in the stream; the tail
+    mass below ``lo`` and above ``hi`` is added to ``P(lo)`` and ``P(hi)`` (see the module
+    docstring for the tails and the layout). ``means`` (``None``: 0) and ``scales`` hold one
+    entry per symbol, in any shape with the same number of entries; the decoder must pass
+    identical ones.
     Defined in book section "Transform coding with learned priors → Exact Gaussian coding".
     """
     if isinstance(symbols, torch.Tensor):

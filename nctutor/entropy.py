@@ -230,6 +230,10 @@ def _compressai_bits(family: str, y, scales, means, scale_table):
     y = np.asarray(y, dtype=np.float64)
     if y.ndim != 1:
         raise ValueError(f"y must be 1-D, got shape {y.shape}")
+    if y.size < 2:
+        # CompressAI's BufferedRansEncoder allocates one 32-bit word per symbol, and its final
+        # flush alone writes two: a single symbol overruns the buffer and crashes the process.
+        raise ValueError(f"y must hold at least 2 values for CompressAI's rANS, got {y.size}")
     scales = np.broadcast_to(_check_positive("scales", scales), y.shape)
     if scale_table is None:
         scale_table = default_scale_table()
@@ -255,7 +259,8 @@ def compressai_gaussian_bits(
     The symbols are ``round(y - means)`` (CompressAI rounds the *residual*); ``decoded`` is
     ``round(y - means) + means``, checked to be exactly what was encoded (else
     ``RuntimeError``).  ``scale_table`` defaults to CompressAI's 64 log-spaced scales; each
-    ``sigma`` is coded with :func:`table_scale` of it.
+    ``sigma`` is coded with :func:`table_scale` of it.  ``y`` needs at least 2 values
+    (``ValueError`` otherwise: CompressAI's encoder overruns its buffer on a single symbol).
     Defined in book section *From rounding to bits → Real entropy coders*.
     """
     return _compressai_bits("gaussian", y, scales, means, scale_table)
