@@ -5,7 +5,8 @@ and step counts; the code path is the same for all three:
 
 - ``smoke``: seconds per notebook on 2 CPU cores (what CI and the tests run);
 - ``cpu``: a laptop, minutes per model, results that already show the effects;
-- ``gpu``: the papers' architectures and schedules (Colab or a workstation).
+- ``gpu``: the papers' low-rate widths (N=128, M=192; Ballé et al. 2018 and CompressAI use
+  N=192, M=320 at high rates) and long schedules (Colab or a workstation).
 
 The profile is chosen by the environment variable ``NCTUTOR_PROFILE``
 (default ``smoke``), or passed explicitly to :func:`get_profile`.

@@ -132,3 +132,10 @@ def test_argument_checks():
         E.constriction_bits(np.array([0, 1000]), 1.0, margin=5)
     with pytest.raises(ValueError, match="positive integer"):
         E.sample_rounded(0, 1.0)
+
+
+def test_compressai_needs_two_values():
+    # CompressAI's rANS flush writes two words; with one symbol its buffer overflows (a crash),
+    # so the wrapper refuses it with a message instead.
+    with pytest.raises(ValueError, match="at least 2 values"):
+        E.compressai_gaussian_bits(np.array([1.0]), np.array([1.0]))
