@@ -131,18 +131,23 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_ms(fn: Callable[[], object], repeat: int, device: torch.device) -> tuple[float, object]:
-    """Median wall-clock milliseconds of ``fn()`` over ``repeat`` runs after one warm-up run;
-    returns ``(ms, result of the last run)``."""
-    result = fn()  # warm-up: allocations, oneDNN kernel selection, CDF caches
-    times = []
+def time_ms(fns: dict[str, Callable[[], object]], repeat: int,
+            device: torch.device) -> dict[str, tuple[float, object]]:
+    """Median wall-clock milliseconds of each function over ``repeat`` rounds after one warm-up
+    round; returns ``{name: (ms, result of its last run)}``.
+
+    The functions take turns within each round, so a machine that slows down or speeds up during
+    the benchmark (other processes, CPU frequency) affects all of them alike."""
+    results = {name: fn() for name, fn in fns.items()}  # warm-up: allocations, kernels, caches
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeat):
-        _sync(device)
-        tic = time.perf_counter()
-        result = fn()
-        _sync(device)
-        times.append(1000 * (time.perf_counter() - tic))
-    return statistics.median(times), result
+        for name, fn in fns.items():
+            _sync(device)
+            tic = time.perf_counter()
+            results[name] = fn()
+            _sync(device)
+            times[name].append(1000 * (time.perf_counter() - tic))
+    return {name: (statistics.median(times[name]), results[name]) for name in fns}
 
 
 def compressai_twin(model: torch.nn.Module, arch: str) -> torch.nn.Module:
@@ -172,13 +177,22 @@ def bench_image(model: torch.nn.Module, x: torch.Tensor, name: str, image: str =
     h, w = x.shape[-2:]
     xp = bitstream.pad_to_stride(x[None].to(device), models.STRIDES[arch])
 
-    enc_ours, blob = time_ms(
-        lambda: bitstream.encode_image(model, x, arch, quality, profile), repeat, device)
-    dec_ours, x_ours = time_ms(lambda: bitstream.decode_image(blob, model), repeat, device)
-
     cai = compressai_twin(model, arch)
-    enc_cai, c = time_ms(lambda: cai.compress(xp), repeat, device)
-    dec_cai, x_cai = time_ms(lambda: cai.decompress(c["strings"], c["shape"]), repeat, device)
+    ex = coding.exact(cai) if type(cai) in coding.EXACT_CLASSES else None
+    encoders = {"ours": lambda: bitstream.encode_image(model, x, arch, quality, profile),
+                "cai": lambda: cai.compress(xp)}
+    if ex is not None:
+        encoders["exact"] = lambda: ex.compress(xp)
+    enc = time_ms(encoders, repeat, device)
+    blob, c = enc["ours"][1], enc["cai"][1]
+    decoders = {"ours": lambda: bitstream.decode_image(blob, model),
+                "cai": lambda: cai.decompress(c["strings"], c["shape"])}
+    if ex is not None:
+        e = enc["exact"][1]
+        decoders["exact"] = lambda: ex.decompress(e["strings"], e["shape"])
+    dec = time_ms(decoders, repeat, device)
+    (enc_ours, _), (enc_cai, _), (dec_ours, x_ours), (dec_cai, x_cai) = (
+        enc["ours"], enc["cai"], dec["ours"], dec["cai"])
     x_cai = x_cai["x_hat"][0, :, :h, :w].cpu()
     if not torch.allclose(x_ours, x_cai, atol=1e-5):
         raise RuntimeError(f"{name}: the .nct file and CompressAI decode to different images")
@@ -189,10 +203,8 @@ def bench_image(model: torch.nn.Module, x: torch.Tensor, name: str, image: str =
 
     nan = float("nan")
     enc_ex = dec_ex = bits_ex = bits_y_ex = nan
-    if type(cai) in coding.EXACT_CLASSES:
-        ex = coding.exact(cai)
-        enc_ex, e = time_ms(lambda: ex.compress(xp), repeat, device)
-        dec_ex, x_ex = time_ms(lambda: ex.decompress(e["strings"], e["shape"]), repeat, device)
+    if ex is not None:
+        (enc_ex, e), (dec_ex, x_ex) = enc["exact"], dec["exact"]
         if not torch.allclose(x_ex["x_hat"][0, :, :h, :w].cpu(), x_cai, atol=1e-5):
             raise RuntimeError(f"{name}: the exact coder decodes to another image")
         bits_y_ex = 8 * sum(len(s) for s in e["strings"][0])
