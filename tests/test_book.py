@@ -95,4 +95,8 @@ def test_book_builds_and_has_every_page():
     html = ROOT / "_build" / "html"
     assert (html / "index.html").exists()
     for entry in toc_files():
-        assert (html / (entry + ".html")).exists(), entry
+        page = html / (entry + ".html")
+        assert page.exists(), entry
+        text = page.read_text()
+        for chunk in text.split('class="output stderr')[1:]:  # no warning printed into a page
+            assert "Warning" not in chunk.split("</pre>")[0], f"{entry}: {chunk[:300]}"
