@@ -3,14 +3,16 @@ bitstreams → The command line").
 
 ::
 
-    nctutor compress IN.png OUT.nct [--model mbt2018-mean] [--quality 3]
+    nctutor compress IN.png OUT.nct [--model mbt2018-mean] [--quality 3] [--profile P]
     nctutor decompress IN.nct OUT.png
-    nctutor train NAME --quality Q [--profile P] [--steps N] [--out DIR]
+    nctutor train NAME --quality Q [--profile P] [--steps N] [--out DIR] [--init RUN]
     nctutor eval [--model NAME] [--quality Q …] [--dataset kodak] [--json OUT]
     nctutor bench [--model NAME …] [--images N] [--crop C] [--repeat R] [--per-image] [--json OUT]
 
 Models come from :func:`nctutor.zoo.load` (shipped weights, the cache, or a short training run at
-the current profile ``$NCTUTOR_PROFILE``); ``decompress`` reads the model's name, quality and
+the current profile ``$NCTUTOR_PROFILE``). ``compress`` uses the shipped weights
+(:func:`nctutor.zoo.shipped`) unless ``--profile`` or ``$NCTUTOR_PROFILE`` asks for another
+profile; ``decompress`` reads the model's name, quality and
 profile from the file's header. ``train`` works under ``torchrun`` (PyTorch DDP) unchanged.
 
 Errors in what the user gave (a missing or unreadable file, a damaged ``.nct``, a bad option) are
@@ -51,6 +53,25 @@ def _write_atomic(file: Path, payload: bytes) -> None:
     os.replace(tmp, file)
 
 
+def _compress_profile(name: str, quality: int, asked: str | None) -> str | None:
+    """The profile ``compress`` loads its model for: ``--profile``, else ``$NCTUTOR_PROFILE``,
+    else that of the weights shipped for ``name`` at ``quality``; else the default profile, with a
+    warning (its model is trained now, and at ``smoke`` it is tiny)."""
+    from . import config, models, zoo
+
+    if asked or os.environ.get(config.PROFILE_ENV) or name.startswith(zoo.COMPRESSAI_PREFIX):
+        return asked
+    family = zoo.shipped()
+    man = family.get((models.canonical_name(name), quality))
+    if man is not None:
+        return man["profile"]
+    have = ", ".join(f"{n} q{q}" for n, q in family) or "none"
+    warnings.warn(f"no weights are shipped for {name} q{quality} (shipped: {have}); it is trained "
+                  f"now at the {config.get_profile().name!r} profile. Set --profile cpu (minutes) "
+                  f"or gpu for a useful model.", UserWarning, stacklevel=2)
+    return None
+
+
 def cmd_compress(args: argparse.Namespace) -> int:
     """``nctutor compress``: image file → ``.nct`` file; prints bytes, bpp and seconds."""
     from . import bitstream, data, zoo
@@ -63,7 +84,8 @@ def cmd_compress(args: argparse.Namespace) -> int:
         warnings.warn(f"{src}: {mode} image converted to 8-bit RGB before compression",
                       UserWarning, stacklevel=2)
     x = data.load_image(src)
-    model = zoo.load(args.model, args.quality, progress=sys.stderr.isatty())
+    profile = _compress_profile(args.model, args.quality, args.profile)
+    model = zoo.load(args.model, args.quality, profile=profile, progress=sys.stderr.isatty())
     info = model.nctutor
     tic = time.perf_counter()
     blob = bitstream.encode_image(model, x, info["name"], info["quality"], info["profile"])
@@ -106,7 +128,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from . import train
 
     cfg = train.TrainConfig(model=args.name, quality=args.quality, profile=args.profile,
-                            steps=args.steps, out_dir=args.out, seed=args.seed)
+                            steps=args.steps, out_dir=args.out, seed=args.seed,
+                            init_from=args.init)
     try:
         result = train.train(cfg, progress=not args.quiet)
         rank = dist.get_rank() if dist.is_initialized() else 0
@@ -201,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: %(default)s)")
     p.add_argument("--quality", type=int, default=3, choices=range(1, 9), metavar="Q",
                    help="quality 1..8 (default: %(default)s)")
+    p.add_argument("--profile", default=None,
+                   help="smoke, cpu or gpu (default: $NCTUTOR_PROFILE, else the profile of the "
+                        "shipped weights)")
     p.set_defaults(func=cmd_compress)
 
     p = sub.add_parser("decompress", help="decompress an .nct file into a PNG")
@@ -216,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: profile's)")
     p.add_argument("--out", default=None, help="run folder (default: in the cache)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--init", default=None, metavar="RUN",
+                   help="start from the weights of a finished run (folder or checkpoint.pt) of "
+                        "the same model and widths, e.g. a neighbouring quality")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 

@@ -67,6 +67,7 @@ class TrainConfig:
     ckpt_every: int = 500
     device: str | None = None
     train_split: str = "train"
+    init_from: str | None = None
 
     def resolved(self) -> dict:
         """Every setting, with the profile's values filled in (stored in the manifest)."""
@@ -143,7 +144,35 @@ def load_checkpoint(file: Path, map_location="cpu") -> dict:
         ) from e
 
 
-IDENTITY_KEYS = ("model", "quality", "N", "M", "patch_size", "batch_size", "seed", "train_split")
+IDENTITY_KEYS = ("model", "quality", "N", "M", "patch_size", "batch_size", "seed", "train_split",
+                 "init_from")
+
+
+def _warm_start(net: torch.nn.Module, source: str, settings: dict, map_location) -> dict:
+    """Load the weights (not the optimizer) of a finished run into ``net``: "λ fine-tuning".
+
+    A model of one quality starts from a trained neighbour on the λ ladder and needs far fewer
+    steps than from scratch (how the package's shipped family was trained, chapter *Transform
+    coding with learned priors → How this book uses them*). ``source`` is a run folder or its
+    ``checkpoint.pt``; it must hold the same architecture and widths. Returns what the manifest
+    records of it: the source, its quality and its steps.
+    """
+    file = Path(source)
+    file = file / CHECKPOINT if file.is_dir() else file
+    if not file.is_file():
+        raise CheckpointError(f"init_from {source}: no run folder or checkpoint there")
+    ckpt = load_checkpoint(file, map_location=map_location)
+    stored = ckpt.get("settings", {}) if isinstance(ckpt, dict) else {}
+    wanted = {k: settings[k] for k in ("model", "N", "M")}
+    if {k: stored.get(k) for k in wanted} != wanted:
+        raise CheckpointError(
+            f"init_from {file} holds {stored.get('model')} N={stored.get('N')} M={stored.get('M')},"
+            f" but this run is {wanted['model']} N={wanted['N']} M={wanted['M']}")
+    try:
+        net.load_state_dict(ckpt["model"])
+    except (RuntimeError, KeyError) as e:
+        raise CheckpointError(f"init_from {file}: weights do not fit: {e}") from e
+    return {"from": str(source), "quality": stored.get("quality"), "steps": ckpt.get("step")}
 
 
 @torch.no_grad()
@@ -226,6 +255,9 @@ def train(cfg: TrainConfig | None = None, progress: bool = True) -> TrainResult:
         aux_opt.load_state_dict(ckpt["aux_optimizer"])
         torch.set_rng_state(ckpt["rng"].cpu())
         step, seconds, history = ckpt["step"], ckpt["seconds"], ckpt["history"]
+        settings["init"] = stored.get("init")
+    elif cfg.init_from:
+        settings["init"] = _warm_start(net, cfg.init_from, settings, dev)
 
     ddp = torch.nn.parallel.DistributedDataParallel(
         net, find_unused_parameters=True) if distributed else net

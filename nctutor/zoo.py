@@ -158,6 +158,103 @@ def export(result_or_run_dir: TrainResult | str | os.PathLike, name: str, qualit
     return file
 
 
+def shipped(weights_dir: str | os.PathLike | None = None) -> dict[tuple[str, int], dict]:
+    """The weights shipped in the package: ``{(name, quality): manifest}``, sorted.
+
+    Listed in book section *Transform coding with learned priors → How this book uses them*; the
+    command line (``nctutor compress``) uses them by default.
+    """
+    found = {}
+    for man_file in sorted(Path(weights_dir or WEIGHTS_DIR).glob("*.json")):
+        try:
+            man = json.loads(man_file.read_text())
+        except (OSError, ValueError) as e:
+            raise CheckpointError(f"cannot read the manifest {man_file}: {e}") from e
+        if isinstance(man, dict) and man.get("format") == WEIGHTS_FORMAT:
+            found[(man["model"], int(man["quality"]))] = man
+    return dict(sorted(found.items()))
+
+
+#: What the shipped family is compared with in its report (:func:`report`): the classic codecs
+#: measured live with Pillow / pillow-heif on all 24 Kodak images, and CompressAI's published
+#: curve of the same architecture (fully trained by CompressAI, N=128/192, M=192/320).
+REPORT_ANCHORS = {
+    "JPEG": "classic-kodak-pillow/jpeg",
+    "WebP": "classic-kodak-pillow/webp",
+    "AVIF": "classic-kodak-pillow/avif",
+    "HEIC (x265)": "classic-kodak-pillow/heif",
+    "CompressAI (published)": "compressai-{name}_mse_cpu",
+}
+
+
+def family_bd_rates(curve, name: str) -> dict[str, dict]:
+    """BD-rate (%, PSNR) and BD-PSNR (dB) of ``curve`` against each of :data:`REPORT_ANCHORS`,
+    with the PSNR range the two curves share (negative BD-rate: ``curve`` needs fewer bits).
+
+    Used by :func:`report`; shown in the notebook *Rate-distortion curves of three learned
+    codecs → The shipped weights*.
+    """
+    from . import eval as nceval
+
+    out = {}
+    for label, ref in REPORT_ANCHORS.items():
+        anchor = nceval.reference_curve(ref.format(name=name))
+        lo = max(min(anchor.psnr), min(curve.psnr))
+        hi = min(max(anchor.psnr), max(curve.psnr))
+        out[label] = {"reference": ref.format(name=name),
+                      "bd_rate": round(nceval.bd_rate(anchor, curve, min_overlap=0), 2),
+                      "bd_psnr": round(nceval.bd_psnr(anchor, curve, min_overlap=0), 3),
+                      "shared_psnr_db": [round(lo, 2), round(hi, 2)]}
+    return out
+
+
+def report(name: str, weights_dir: str | os.PathLike | None = None, images=None,
+           progress: bool = True) -> dict:
+    """Evaluate the shipped weights of ``name`` (all their qualities) on Kodak with real
+    bitstreams and write the family's report: ``<weights_dir>/<name>-kodak.json`` (CompressAI's
+    results format, plus per-image records and :func:`family_bd_rates`), and each manifest's
+    ``kodak`` entry (its own point and the family's BD-rates).
+
+    A maintainer's tool run after :func:`export` (see ``nctutor/weights/README.md``); the notebook
+    *Rate-distortion curves of three learned codecs → The shipped weights* reads what it writes.
+    """
+    from tqdm.auto import tqdm
+
+    from . import data
+    from . import eval as nceval
+
+    wdir = Path(weights_dir or WEIGHTS_DIR)
+    arch = models.canonical_name(name)
+    family = {q: man for (n, q), man in shipped(wdir).items() if n == arch}
+    if len(family) < 2:
+        raise ValueError(f"{wdir} holds {len(family)} weights of {arch}; a report needs two")
+    images = data.kodak() if images is None else images
+    points = {}
+    for q in tqdm(family, desc=f"{arch} on Kodak", disable=not progress):
+        model = load_exported(wdir / f"{arch}-q{q}.pt")
+        points[q] = nceval.evaluate_model(model, images, name=f"{arch} q{q}", quality=q)
+    profiles = sorted({man["profile"] for man in family.values()})
+    label = f"nctutor {arch} (shipped, {'/'.join(profiles)})"
+    curve = nceval.join(list(points.values()), name=label,
+                        description=f"nctutor.zoo.report: shipped weights {arch} q{list(family)}, "
+                                    f"{len(images)} Kodak images, real bitstreams, "
+                                    f"torch {torch.__version__}, nctutor {__version__}")
+    bd = family_bd_rates(curve, arch)
+    doc = nceval.to_compressai_json(curve)
+    doc["results"]["quality"] = [int(q) for q in curve.qualities]
+    doc["records"] = curve.records
+    doc["bd_rate_psnr"] = bd
+    (wdir / f"{arch}-kodak.json").write_text(json.dumps(doc, indent=2))
+    for q, man in family.items():
+        p = points[q]
+        man["kodak"] = {"images": len(images), "bpp": p.bpp[0], "psnr": p.psnr[0],
+                        "ms_ssim": p.ms_ssim[0] if p.ms_ssim else None,
+                        "family_bd_rate_psnr": {k: v["bd_rate"] for k, v in bd.items()},
+                        "report": f"{arch}-kodak.json"}
+        (wdir / f"{arch}-q{q}.json").write_text(json.dumps(man, indent=2))
+    return doc
+
+
 # --------------------------------------------------------------------------- load
 
 

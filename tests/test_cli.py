@@ -185,3 +185,26 @@ def test_bench_subcommand_prints_the_columns(tmp_path, capsys):
         assert r["enc_ratio"] == pytest.approx(r["enc_ours_ms"] / r["enc_compressai_ms"])
         # the .nct file = CompressAI's streams + its header
         assert 8 * r["file_bytes"] > r["bits_compressai"] > 0
+
+
+def test_compress_uses_the_shipped_weights_by_default(tmp_path, kodak_png, monkeypatch, capsys):
+    weights = tmp_path / "weights"
+    zoo.export(_finished_run("mbt2018-mean", 2), "mbt2018-mean", 2, weights)
+    man_file = weights / "mbt2018-mean-q2.json"
+    man_file.write_text(json.dumps({**json.loads(man_file.read_text()), "profile": "cpu"}))
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", weights)
+    monkeypatch.delenv("NCTUTOR_PROFILE")
+    assert set(zoo.shipped()) == {("mbt2018-mean", 2)}
+    nct, out = tmp_path / "a.nct", tmp_path / "a.png"
+    assert cli.main(["compress", str(kodak_png), str(nct), "--quality", "2"]) == 0
+    assert "[cpu]" in capsys.readouterr().out
+    assert bitstream.read_header(nct.read_bytes()).profile == "cpu"
+    assert cli.main(["decompress", str(nct), str(out)]) == 0  # finds them again from the header
+    # an explicit profile wins; a quality that is not shipped is trained, with a warning
+    _finished_run("mbt2018-mean", 3)
+    with pytest.warns(UserWarning, match="no weights are shipped for mbt2018-mean q3"):
+        assert cli.main(["compress", str(kodak_png), str(nct), "--quality", "3"]) == 0
+    assert bitstream.read_header(nct.read_bytes()).profile == "smoke"
+    assert cli.main(["compress", str(kodak_png), str(nct), "--quality", "2",
+                     "--profile", "smoke"]) == 0
+    assert bitstream.read_header(nct.read_bytes()).profile == "smoke"

@@ -99,3 +99,43 @@ def test_validate_on_kodak_crops():
     assert net.training  # validate puts the model back in training mode
     with pytest.raises(ValueError, match="smaller than the model's stride"):
         train.validate(net, data.kodak(1), crop=32, device="cpu", stride=64)
+
+
+def test_warm_start_from_a_neighbouring_quality(tmp_path):
+    # the q2 run has another seed, hence other initial weights than a fresh seed-0 run of q3
+    base = train.train(train.TrainConfig(out_dir=str(tmp_path / "q2"), **{**TINY, "seed": 1}),
+                       progress=False)
+    cfg = train.TrainConfig(out_dir=str(tmp_path / "q3"), init_from=str(tmp_path / "q2"),
+                            **{**TINY, "quality": 3, "steps": 1})
+    tuned = train.train(cfg, progress=False)
+    fresh = train.train(train.TrainConfig(out_dir=str(tmp_path / "fresh"),
+                                          **{**TINY, "quality": 3, "steps": 1}), progress=False)
+
+    def distance(m1, m2):
+        s1, s2 = m1.state_dict(), m2.state_dict()
+        return max(float((s1[k] - s2[k]).abs().max()) for k in s1 if s1[k].is_floating_point()
+                   and not k.startswith("entropy_bottleneck._"))
+
+    assert distance(tuned.model, base.model) < distance(tuned.model, fresh.model) / 5
+    manifest = json.loads((tmp_path / "q3" / train.MANIFEST).read_text())
+    init = manifest["settings"]["init"]
+    assert init == {"from": str(tmp_path / "q2"), "quality": 2, "steps": 3}
+    # resuming keeps the record; asking for another start is refused
+    assert train.train(cfg, progress=False).manifest["settings"]["init"] == init
+    with pytest.raises(train.CheckpointError, match="another run"):
+        train.train(train.TrainConfig(out_dir=str(tmp_path / "q3"), **{**TINY, "quality": 3,
+                                                                        "steps": 1}),
+                    progress=False)
+
+
+def test_warm_start_refuses_other_architectures(tmp_path):
+    train.train(train.TrainConfig(out_dir=str(tmp_path / "f"), **TINY), progress=False)
+    other = {**TINY, "model": "mbt2018-mean", "patch_size": 64}
+    with pytest.raises(train.CheckpointError, match="holds bmshj2018-factorized"):
+        train.train(train.TrainConfig(out_dir=str(tmp_path / "m"), init_from=str(tmp_path / "f"),
+                                      **other), progress=False)
+    with pytest.raises(train.CheckpointError, match="no run folder"):
+        train.train(train.TrainConfig(out_dir=str(tmp_path / "m"),
+                                      init_from=str(tmp_path / "nothing"), **other),
+                    progress=False)
+    assert not (tmp_path / "m" / train.CHECKPOINT).exists()
