@@ -68,6 +68,7 @@ class TrainConfig:
     device: str | None = None
     train_split: str = "train"
     init_from: str | None = None
+    amp: bool | None = None
 
     def resolved(self) -> dict:
         """Every setting, with the profile's values filled in (stored in the manifest)."""
@@ -82,6 +83,8 @@ class TrainConfig:
         if out["patch_size"] % stride:
             raise ValueError(f"patch_size {out['patch_size']} must be a multiple of {stride}, "
                              f"the downsampling factor of {out['model']}")
+        if out["amp"] is None:  # the profile's choice, on CUDA only
+            out["amp"] = p.amp and config.device(self.device).type == "cuda"
         out["lmbda"] = models.lmbda(self.quality)
         out["run_dir"] = str(run_dir(self))
         return out
@@ -200,6 +203,34 @@ def validate(model: torch.nn.Module, images: data.ImageSet, crop: int, device,
     return {"bpp": sum(bpps) / len(bpps), "psnr": sum(psnr(m) for m in mses) / len(mses)}
 
 
+TRANSFORMS = ("g_a", "g_s", "h_a", "h_s")
+
+
+def mixed_precision(net: torch.nn.Module) -> torch.nn.Module:
+    """Run the four transforms under bfloat16 autocast, and nothing else: "where safe".
+
+    The transforms are convolutions and GDN, which bfloat16 serves well; the entropy models are
+    not touched, because a likelihood is a difference of two CDF values (Eq. (17) of the
+    code-space predictor supplement) and bfloat16's 8-bit mantissa would destroy it. Each
+    transform's output is cast back to float32 before it reaches them. The module's weights and
+    state dict are unchanged (only each transform's ``forward`` is wrapped), so checkpoints are
+    the same with and without it. Used by :func:`train` when ``amp`` is on (the ``gpu``
+    profile on CUDA; chapter *How to run this book → Profiles*).
+    """
+    for name in TRANSFORMS:
+        module = getattr(net, name, None)
+        if module is None:
+            continue
+        forward = module.forward
+
+        def autocast_forward(x, forward=forward):
+            with torch.autocast(x.device.type, dtype=torch.bfloat16):
+                return forward(x).float()
+
+        module.forward = autocast_forward
+    return net
+
+
 def _split_parameters(model: torch.nn.Module):
     main = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
     aux = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
@@ -230,6 +261,8 @@ def train(cfg: TrainConfig | None = None, progress: bool = True) -> TrainResult:
 
     config.seed_everything(cfg.seed)
     net = models.create(settings["model"], settings["N"], settings["M"]).to(dev)
+    if settings["amp"]:
+        mixed_precision(net)
     main_params, aux_params = _split_parameters(net)
     opt = torch.optim.Adam(main_params, lr=settings["lr"])
     aux_opt = torch.optim.Adam(aux_params, lr=profile.aux_lr)
@@ -338,6 +371,10 @@ def train(cfg: TrainConfig | None = None, progress: bool = True) -> TrainResult:
     if distributed:
         dist.barrier()
 
+    if settings["amp"]:  # the returned model runs in float32, as a loaded one does
+        plain = models.create(settings["model"], settings["N"], settings["M"]).to(dev)
+        plain.load_state_dict(net.state_dict())
+        net = plain
     net.eval()
     net.update(force=True)
     return TrainResult(net.cpu(), history, _manifest(settings, step, seconds, history))

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from nctutor import data, train
+from nctutor import data, models, train
 
 TINY = dict(model="bmshj2018-factorized", quality=2, steps=3, batch_size=2, patch_size=32,
             N=8, M=8, ckpt_every=2)
@@ -139,3 +139,24 @@ def test_warm_start_refuses_other_architectures(tmp_path):
                                       init_from=str(tmp_path / "nothing"), **other),
                     progress=False)
     assert not (tmp_path / "m" / train.CHECKPOINT).exists()
+
+
+def test_mixed_precision_touches_only_the_transforms(tmp_path):
+    # bfloat16 autocast exists on the CPU too, so the CUDA code path is exercised here
+    result = train.train(train.TrainConfig(out_dir=str(tmp_path), amp=True,
+                                           **{**TINY, "model": "mbt2018-mean", "patch_size": 64}),
+                         progress=False)
+    assert all(torch.isfinite(torch.tensor(h["loss"])) for h in result.history)
+    assert json.loads((tmp_path / train.MANIFEST).read_text())["settings"]["amp"] is True
+    net = train.mixed_precision(models.create("mbt2018-mean", N=8, M=8))
+    seen = {}
+    for name in ("g_a", "h_s"):
+        getattr(net, name)[0].register_forward_hook(
+            lambda m, i, o, name=name: seen.update({name: o.dtype}))
+    out = net(torch.rand(1, 3, 64, 64))
+    assert seen == {"g_a": torch.bfloat16, "h_s": torch.bfloat16}  # inside: bfloat16
+    assert out["x_hat"].dtype == torch.float32  # what leaves a transform is float32 again
+    assert all(lk.dtype == torch.float32 for lk in out["likelihoods"].values())
+    # the returned model is a plain float32 one (no autocast left in it)
+    assert "autocast_forward" not in repr(result.model.g_a.forward)
+    assert train.TrainConfig(profile="gpu", device="cpu").resolved()["amp"] is False
