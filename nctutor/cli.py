@@ -53,22 +53,26 @@ def _write_atomic(file: Path, payload: bytes) -> None:
     os.replace(tmp, file)
 
 
-def _compress_profile(name: str, quality: int, asked: str | None) -> str | None:
-    """The profile ``compress`` loads its model for: ``--profile``, else ``$NCTUTOR_PROFILE``,
-    else that of the weights shipped for ``name`` at ``quality``; else the default profile, with a
-    warning (its model is trained now, and at ``smoke`` it is tiny)."""
+def _default_profile(name: str, qualities: list[int], asked: str | None) -> str | None:
+    """The profile ``compress`` and ``eval`` load models for: ``--profile``, else
+    ``$NCTUTOR_PROFILE``, else that of the weights shipped for ``name`` at these qualities; else
+    the default profile, with a warning (its models are trained now, and at ``smoke`` they are
+    tiny)."""
     from . import config, models, zoo
 
     if asked or os.environ.get(config.PROFILE_ENV) or name.startswith(zoo.COMPRESSAI_PREFIX):
         return asked
     family = zoo.shipped()
-    man = family.get((models.canonical_name(name), quality))
-    if man is not None:
-        return man["profile"]
+    found = {family[key]["profile"] for key in ((models.canonical_name(name), q)
+                                                for q in qualities) if key in family}
+    missing = [q for q in qualities if (models.canonical_name(name), q) not in family]
+    if len(found) == 1 and not missing:
+        return found.pop()
     have = ", ".join(f"{n} q{q}" for n, q in family) or "none"
-    warnings.warn(f"no weights are shipped for {name} q{quality} (shipped: {have}); it is trained "
-                  f"now at the {config.get_profile().name!r} profile. Set --profile cpu (minutes) "
-                  f"or gpu for a useful model.", UserWarning, stacklevel=2)
+    warnings.warn(f"no weights are shipped for {name} q{', q'.join(map(str, missing))} "
+                  f"(shipped: {have}); the models are trained now at the "
+                  f"{config.get_profile().name!r} profile. Set --profile cpu (minutes) or gpu "
+                  f"for useful models.", UserWarning, stacklevel=2)
     return None
 
 
@@ -84,7 +88,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
         warnings.warn(f"{src}: {mode} image converted to 8-bit RGB before compression",
                       UserWarning, stacklevel=2)
     x = data.load_image(src)
-    profile = _compress_profile(args.model, args.quality, args.profile)
+    profile = _default_profile(args.model, [args.quality], args.profile)
     model = zoo.load(args.model, args.quality, profile=profile, progress=sys.stderr.isatty())
     info = model.nctutor
     tic = time.perf_counter()
@@ -153,7 +157,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from . import config, data, zoo
     from . import eval as nceval
 
-    profile = config.get_profile(args.profile)
+    profile = config.get_profile(_default_profile(args.model, args.quality, args.profile))
     images = {"kodak": data.kodak, "clic": data.clic}[args.dataset]()
     n = args.images if args.images is not None else profile.eval_images
     crop = args.crop if args.crop is not None else profile.eval_crop
@@ -254,7 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quality", type=int, nargs="+", default=[3], choices=range(1, 9),
                    metavar="Q", help="one or more qualities 1..8 (default: 3)")
     p.add_argument("--dataset", choices=("kodak", "clic"), default="kodak")
-    p.add_argument("--profile", default=None, help="smoke, cpu or gpu (default: $NCTUTOR_PROFILE)")
+    p.add_argument("--profile", default=None,
+                   help="smoke, cpu or gpu (default: $NCTUTOR_PROFILE, else the profile of the "
+                        "shipped weights)")
     p.add_argument("--images", type=int, default=None,
                    help="use the first N images (default: the profile's eval_images)")
     p.add_argument("--crop", type=int, default=None,

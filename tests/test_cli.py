@@ -200,6 +200,8 @@ def test_compress_uses_the_shipped_weights_by_default(tmp_path, kodak_png, monke
     assert "[cpu]" in capsys.readouterr().out
     assert bitstream.read_header(nct.read_bytes()).profile == "cpu"
     assert cli.main(["decompress", str(nct), str(out)]) == 0  # finds them again from the header
+    assert cli.main(["eval", "--quality", "2", "--images", "1", "--crop", "64"]) == 0
+    assert "profile cpu" in capsys.readouterr().out
     # an explicit profile wins; a quality that is not shipped is trained, with a warning
     _finished_run("mbt2018-mean", 3)
     with pytest.warns(UserWarning, match="no weights are shipped for mbt2018-mean q3"):
