@@ -1,0 +1,97 @@
+"""The weights shipped in the package: complete, small, loadable, reported honestly, and
+round-tripping real images through the command line bit for bit."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from nctutor import bitstream, cli, data, models, zoo
+from nctutor import eval as nceval
+
+FAMILY = {("mbt2018-mean", q) for q in (1, 2, 3, 4)} | {("bmshj2018-factorized", q)
+                                                       for q in (1, 3)}
+
+
+def test_the_family_is_complete_small_and_loads():
+    shipped = zoo.shipped()
+    assert set(shipped) == FAMILY
+    files = [zoo.WEIGHTS_DIR / f"{n}-q{q}.pt" for n, q in shipped]
+    assert sum(f.stat().st_size for f in files) <= 24e6
+    for (name, q), man in shipped.items():
+        file = zoo.WEIGHTS_DIR / f"{name}-q{q}.pt"
+        blob = torch.load(file, map_location="cpu", weights_only=True)
+        assert blob["format"] == zoo.WEIGHTS_FORMAT
+        assert any(v.dtype == torch.float16 for v in blob["model"].values())
+        assert man["bytes"] == file.stat().st_size and man["lmbda"] == models.lmbda(q)
+        assert man["profile"] in ("cpu", "gpu") and man["steps"] >= 1000
+        assert man["settings"]["model"] == name and man["settings"]["quality"] == q
+        assert man["kodak"]["images"] == 24 and man["kodak"]["report"] == f"{name}-kodak.json"
+        model = zoo.load(name, q, profile=man["profile"])
+        assert model.nctutor["source"] == str(file) and (model.N, model.M) == (man["N"], man["M"])
+
+
+@pytest.mark.parametrize("name", ["mbt2018-mean", "bmshj2018-factorized"])
+def test_the_report_is_what_the_weights_do(name):
+    report = json.loads((zoo.WEIGHTS_DIR / f"{name}-kodak.json").read_text())
+    q = min(report["results"]["quality"])
+    model = zoo.load_exported(zoo.WEIGHTS_DIR / f"{name}-q{q}.pt")
+    again = nceval.evaluate_model(model, data.kodak(1), quality=q).records[0]
+    stored = next(r for r in report["records"] if r["image"] == "kodim01" and r["quality"] == q)
+    # another CPU may round a latent or two differently (float kernels differ): near, not equal
+    assert again["bytes"] == pytest.approx(stored["bytes"], rel=0.005)
+    assert again["psnr"] == pytest.approx(stored["psnr"], abs=0.02)
+
+
+def test_the_mean_scale_family_beats_jpeg_as_reported():
+    report = json.loads((zoo.WEIGHTS_DIR / "mbt2018-mean-kodak.json").read_text())
+    curve = nceval.RDCurve("shipped", report["results"]["bpp"], report["results"]["psnr-rgb"])
+    assert len(curve) == 4 and len(report["records"]) == 4 * 24
+    jpeg = nceval.reference_curve("classic-kodak-pillow/jpeg")
+    value = nceval.bd_rate(jpeg, curve, min_overlap=0)
+    assert value < 0
+    assert value == pytest.approx(report["bd_rate_psnr"]["JPEG"]["bd_rate"], abs=0.01)
+    assert set(report["bd_rate_psnr"]) == set(zoo.REPORT_ANCHORS)
+    for man in (m for (n, _), m in zoo.shipped().items() if n == "mbt2018-mean"):
+        assert man["kodak"]["family_bd_rate_psnr"]["JPEG"] == report["bd_rate_psnr"]["JPEG"][
+            "bd_rate"]
+
+
+def test_family_bd_rates_of_a_known_shift():
+    jpeg = nceval.reference_curve("classic-kodak-pillow/jpeg")
+    cheaper = nceval.RDCurve("JPEG at 90 % of the bits", [0.9 * b for b in jpeg.bpp], jpeg.psnr)
+    assert zoo.family_bd_rates(cheaper, "mbt2018-mean")["JPEG"]["bd_rate"] == pytest.approx(
+        -10.0, abs=0.01)
+
+
+def _round_trip(tmp_path, image: torch.Tensor, stem: str, quality: int = 3) -> None:
+    src, nct, out = tmp_path / f"{stem}.png", tmp_path / f"{stem}.nct", tmp_path / f"{stem}.out.png"
+    data.save_image(image, src)
+    assert cli.main(["compress", str(src), str(nct), "--quality", str(quality)]) == 0
+    blob = nct.read_bytes()
+    header = bitstream.read_header(blob)
+    assert header.profile == zoo.shipped()[("mbt2018-mean", quality)]["profile"]
+    assert cli.main(["decompress", str(nct), str(out)]) == 0
+    decoded = np.asarray(Image.open(out))
+    model = zoo.load("mbt2018-mean", quality, profile=header.profile)
+    h, w = image.shape[-2:]
+    xp = bitstream.pad_to_stride(data.load_image(src)[None], models.STRIDES["mbt2018-mean"])
+    with torch.no_grad():
+        c = model.compress(xp)
+        x_hat = model.decompress(c["strings"], c["shape"])["x_hat"][0, :, :h, :w]
+    assert np.array_equal(decoded, data.to_uint8(x_hat).permute(1, 2, 0).numpy()), stem
+
+
+def test_cli_round_trip_with_the_shipped_weights(tmp_path, monkeypatch):
+    monkeypatch.delenv("NCTUTOR_PROFILE")  # the command line's default: the shipped weights
+    _round_trip(tmp_path, data.kodak(1)[0][:, 100:300, 200:450], "kodim01-crop")
+
+
+@pytest.mark.slow  # 24 Kodak images and two large CLIC photos: about a minute on 2 cores
+def test_cli_round_trips_kodak_and_clic_with_the_shipped_weights(tmp_path, monkeypatch):
+    monkeypatch.delenv("NCTUTOR_PROFILE")
+    for images in (data.kodak(), data.clic()):
+        for i, name in enumerate(images.names):
+            _round_trip(tmp_path, images[i], name)
