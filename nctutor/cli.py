@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import sys
 import time
 import traceback
@@ -208,7 +209,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         settings = {k: getattr(args, k) for k in ("model", "quality", "images", "crop", "repeat",
                                                   "device")}
         bench.to_json(rows, args.json, {**settings, "profile": profile.name,
-                                        "threads": torch.get_num_threads()})
+                                        "threads": torch.get_num_threads(),
+                                        "cpus": os.cpu_count(), "machine": platform.machine(),
+                                        "torch": torch.__version__, "nctutor": __version__})
         print(f"wrote {args.json}")
     return 0
 

@@ -95,3 +95,23 @@ def test_cli_round_trips_kodak_and_clic_with_the_shipped_weights(tmp_path, monke
     for images in (data.kodak(), data.clic()):
         for i, name in enumerate(images.names):
             _round_trip(tmp_path, images[i], name)
+
+
+def test_the_benchmark_record_is_of_the_shipped_weights():
+    """``weights/bench-kodak-q3.json`` (``nctutor bench --profile cpu … --images 24``) measured
+    these weights: its stream sizes are the report's, image by image, and it covers every Kodak
+    image for both shipped architectures at quality 3."""
+    record = json.loads((zoo.WEIGHTS_DIR / "bench-kodak-q3.json").read_text())
+    assert record["settings"]["profile"] == "cpu" and record["settings"]["quality"] == 3
+    assert set(record["means"]) == {"mbt2018-mean", "bmshj2018-factorized"}
+    for name in record["means"]:
+        report = json.loads((zoo.WEIGHTS_DIR / f"{name}-kodak.json").read_text())
+        stored = {r["image"]: r["bytes"] for r in report["records"] if r["quality"] == 3}
+        rows = [r for r in record["rows"] if r["model"] == name]
+        assert sorted(r["image"] for r in rows) == sorted(stored) and len(rows) == 24
+        for r in rows:
+            assert r["bits_compressai"] / 8 == pytest.approx(stored[r["image"]], rel=0.005)
+            assert r["enc_ratio"] == pytest.approx(r["enc_ours_ms"] / r["enc_compressai_ms"])
+        mean = record["means"][name]
+        assert mean["overhead_compressai"] == pytest.approx(
+            sum(r["bits_compressai"] for r in rows) / sum(r["ideal_bits"] for r in rows) - 1)
