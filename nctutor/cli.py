@@ -250,8 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run folder (default: in the cache)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--init", default=None, metavar="RUN",
-                   help="start from the weights of a finished run (folder or checkpoint.pt) of "
-                        "the same model and widths, e.g. a neighbouring quality")
+                   help="start from the weights of a finished run (folder or checkpoint.pt) "
+                        "or of an exported weights file (e.g. the shipped "
+                        "nctutor/weights/NAME-qQ.pt) of the same model and widths")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 

@@ -156,16 +156,29 @@ def _warm_start(net: torch.nn.Module, source: str, settings: dict, map_location)
 
     A model of one quality starts from a trained neighbour on the λ ladder and needs far fewer
     steps than from scratch (how the package's shipped family was trained, chapter *Transform
-    coding with learned priors → How this book uses them*). ``source`` is a run folder or its
-    ``checkpoint.pt``; it must hold the same architecture and widths. Returns what the manifest
-    records of it: the source, its quality and its steps.
+    coding with learned priors → How this book uses them*). ``source`` is a run folder, its
+    ``checkpoint.pt``, or an exported weights file with its manifest beside it (such as the
+    package's own ``nctutor/weights/<model>-q<Q>.pt``: the way to train the shipped weights
+    further in a later session, when the full checkpoints are gone). It must hold the same
+    architecture and widths. Returns what the manifest records of it: the source, its quality
+    and its steps (and, for an exported file, its SHA-256 and where *it* started from).
     """
     file = Path(source)
     file = file / CHECKPOINT if file.is_dir() else file
     if not file.is_file():
         raise CheckpointError(f"init_from {source}: no run folder or checkpoint there")
     ckpt = load_checkpoint(file, map_location=map_location)
-    stored = ckpt.get("settings", {}) if isinstance(ckpt, dict) else {}
+    exported = isinstance(ckpt, dict) and "settings" not in ckpt and "format" in ckpt
+    if exported:
+        from . import zoo  # zoo imports this module
+
+        model = zoo.load_exported(file)  # checks the manifest, the SHA-256 and the widths
+        man = json.loads(file.with_suffix(".json").read_text())
+        stored = {"model": man["model"], "N": man["N"], "M": man["M"],
+                  "quality": man["quality"]}
+        ckpt = {"model": model.state_dict(), "step": man.get("steps")}
+    else:
+        stored = ckpt.get("settings", {}) if isinstance(ckpt, dict) else {}
     wanted = {k: settings[k] for k in ("model", "N", "M")}
     if {k: stored.get(k) for k in wanted} != wanted:
         raise CheckpointError(
@@ -175,7 +188,10 @@ def _warm_start(net: torch.nn.Module, source: str, settings: dict, map_location)
         net.load_state_dict(ckpt["model"])
     except (RuntimeError, KeyError) as e:
         raise CheckpointError(f"init_from {file}: weights do not fit: {e}") from e
-    return {"from": str(source), "quality": stored.get("quality"), "steps": ckpt.get("step")}
+    record = {"from": str(source), "quality": stored.get("quality"), "steps": ckpt.get("step")}
+    if exported:
+        record.update(sha256=man.get("sha256"), init=man.get("settings", {}).get("init"))
+    return record
 
 
 @torch.no_grad()

@@ -128,6 +128,33 @@ def test_warm_start_from_a_neighbouring_quality(tmp_path):
                     progress=False)
 
 
+def test_warm_start_from_exported_weights(tmp_path):
+    """A later session can train shipped weights further: ``init_from`` an exported file."""
+    from nctutor import zoo
+
+    base = train.train(train.TrainConfig(out_dir=str(tmp_path / "q2"), **{**TINY, "seed": 1}),
+                       progress=False)
+    file = zoo.export(base, "bmshj2018-factorized", 2, tmp_path / "weights")
+    cfg = train.TrainConfig(out_dir=str(tmp_path / "more"), init_from=str(file),
+                            **{**TINY, "steps": 1})
+    more = train.train(cfg, progress=False)
+    exported = zoo.load_exported(file).state_dict()
+    start = models.create("bmshj2018-factorized", N=8, M=8)
+    train._warm_start(start, str(file), cfg.resolved(), "cpu")
+    for k, v in start.state_dict().items():  # the exported (fp16-rounded) weights, widened
+        if v.is_floating_point() and not k.startswith("entropy_bottleneck._"):
+            assert v.dtype == torch.float32 and torch.equal(v, exported[k]), k
+    init = more.manifest["settings"]["init"]
+    man = json.loads(file.with_suffix(".json").read_text())
+    assert init == {"from": str(file), "quality": 2, "steps": 3, "sha256": man["sha256"],
+                    "init": None}
+    file.write_bytes(file.read_bytes()[:-10])  # damaged: refused before any training
+    with pytest.raises(train.CheckpointError):
+        train.train(train.TrainConfig(out_dir=str(tmp_path / "bad"), init_from=str(file),
+                                      **{**TINY, "steps": 1}), progress=False)
+    assert not (tmp_path / "bad" / train.CHECKPOINT).exists()
+
+
 def test_warm_start_refuses_other_architectures(tmp_path):
     train.train(train.TrainConfig(out_dir=str(tmp_path / "f"), **TINY), progress=False)
     other = {**TINY, "model": "mbt2018-mean", "patch_size": 64}
