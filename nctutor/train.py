@@ -190,8 +190,34 @@ def _warm_start(net: torch.nn.Module, source: str, settings: dict, map_location)
         raise CheckpointError(f"init_from {file}: weights do not fit: {e}") from e
     record = {"from": str(source), "quality": stored.get("quality"), "steps": ckpt.get("step")}
     if exported:
-        record.update(sha256=man.get("sha256"), init=man.get("settings", {}).get("init"))
+        record["sha256"] = man.get("sha256")
+        siblings = {}  # the family beside it: where its own start may be found
+        for other in file.parent.glob("*.json"):
+            try:
+                m = json.loads(other.read_text())
+                siblings[m["settings"]["run_dir"]] = m
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        start = _lineage(man.get("settings", {}).get("init"), siblings)
+    else:
+        start = stored.get("init")
+    if start:
+        record["init"] = start
     return record
+
+
+def _lineage(init: dict | None, siblings: dict[str, dict]) -> dict | None:
+    """``init`` with the start of each run it names nested into it as ``"init"``, as far as the
+    records go: a run's own record, else the manifest in ``siblings`` (``run_dir`` → manifest)
+    of the run it names."""
+    if not init:
+        return init
+    if "init" in init:
+        return {**init, "init": _lineage(init["init"], siblings)}
+    source = siblings.get(init.get("from"))
+    if source is None or not source.get("settings", {}).get("init"):
+        return init
+    return {**init, "init": _lineage(source["settings"]["init"], siblings)}
 
 
 @torch.no_grad()

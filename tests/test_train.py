@@ -146,13 +146,28 @@ def test_warm_start_from_exported_weights(tmp_path):
             assert v.dtype == torch.float32 and torch.equal(v, exported[k]), k
     init = more.manifest["settings"]["init"]
     man = json.loads(file.with_suffix(".json").read_text())
-    assert init == {"from": str(file), "quality": 2, "steps": 3, "sha256": man["sha256"],
-                    "init": None}
+    assert init == {"from": str(file), "quality": 2, "steps": 3, "sha256": man["sha256"]}
+    # training it further again keeps the whole line of starts
+    again = zoo.export(more, "bmshj2018-factorized", 2, tmp_path / "weights2")
+    cfg2 = train.TrainConfig(out_dir=str(tmp_path / "again"), init_from=str(again),
+                             **{**TINY, "steps": 1})
+    line = train.train(cfg2, progress=False).manifest["settings"]["init"]
+    assert line["from"] == str(again) and line["steps"] == 1 and line["init"] == init
     file.write_bytes(file.read_bytes()[:-10])  # damaged: refused before any training
     with pytest.raises(train.CheckpointError):
         train.train(train.TrainConfig(out_dir=str(tmp_path / "bad"), init_from=str(file),
                                       **{**TINY, "steps": 1}), progress=False)
     assert not (tmp_path / "bad" / train.CHECKPOINT).exists()
+
+
+def test_lineage_follows_the_family_beside_a_weights_file():
+    q3 = {"from": "/runs/q3", "quality": 3, "steps": 6000}
+    siblings = {"/fam/q2": {"settings": {"init": q3}}, "/runs/q3": {"settings": {}}}
+    q2 = {"from": "/fam/q2", "quality": 2, "steps": 2500}
+    assert train._lineage(q2, siblings) == {**q2, "init": q3}
+    nested = {"from": "/w/q1.pt", "quality": 1, "steps": 2500, "init": q2}
+    assert train._lineage(nested, siblings) == {**nested, "init": {**q2, "init": q3}}
+    assert train._lineage(q3, siblings) == q3 and train._lineage(None, siblings) is None
 
 
 def test_warm_start_refuses_other_architectures(tmp_path):
