@@ -167,17 +167,15 @@ def _warm_start(net: torch.nn.Module, source: str, settings: dict, map_location)
     file = file / CHECKPOINT if file.is_dir() else file
     if not file.is_file():
         raise CheckpointError(f"init_from {source}: no run folder or checkpoint there")
-    ckpt = load_checkpoint(file, map_location=map_location)
-    exported = isinstance(ckpt, dict) and "settings" not in ckpt and "format" in ckpt
-    if exported:
+    exported = file.name != CHECKPOINT and file.with_suffix(".json").is_file()
+    if exported:  # a weights file of zoo.export: its manifest says what it holds
         from . import zoo  # zoo imports this module
 
-        model = zoo.load_exported(file)  # checks the manifest, the SHA-256 and the widths
-        man = json.loads(file.with_suffix(".json").read_text())
-        stored = {"model": man["model"], "N": man["N"], "M": man["M"],
-                  "quality": man["quality"]}
-        ckpt = {"model": model.state_dict(), "step": man.get("steps")}
+        man, state = zoo.read_exported(file)  # checks the manifest and the SHA-256
+        stored = {k: man.get(k) for k in ("model", "N", "M", "quality")}
+        ckpt = {"model": state, "step": man.get("steps")}
     else:
+        ckpt = load_checkpoint(file, map_location=map_location)
         stored = ckpt.get("settings", {}) if isinstance(ckpt, dict) else {}
     wanted = {k: settings[k] for k in ("model", "N", "M")}
     if {k: stored.get(k) for k in wanted} != wanted:
@@ -186,7 +184,7 @@ def _warm_start(net: torch.nn.Module, source: str, settings: dict, map_location)
             f" but this run is {wanted['model']} N={wanted['N']} M={wanted['M']}")
     try:
         net.load_state_dict(ckpt["model"])
-    except (RuntimeError, KeyError) as e:
+    except (RuntimeError, KeyError, TypeError, AttributeError) as e:
         raise CheckpointError(f"init_from {file}: weights do not fit: {e}") from e
     record = {"from": str(source), "quality": stored.get("quality"), "steps": ckpt.get("step")}
     if exported:

@@ -76,12 +76,12 @@ def _load_state(arch: str, N: int, M: int, state: dict, source: str | Path) -> t
 # --------------------------------------------------------------------------- exported weights
 
 
-def load_exported(file: str | os.PathLike) -> torch.nn.Module:
-    """Load a weights file written by :func:`export` (its ``.json`` manifest beside it): checks
-    the SHA-256, the architecture and widths. Returns the model in eval mode, updated.
+def read_exported(file: str | os.PathLike) -> tuple[dict, dict]:
+    """The manifest and the stored state dict of a weights file written by :func:`export` (its
+    ``.json`` manifest beside it), after checking the manifest's format and the file's SHA-256.
 
-    Used by :func:`load` for shipped weights (chapter *Transform coding with learned priors*); no
-    page calls it.
+    Used by :func:`load_exported` and by ``nctutor train --init FILE`` (training shipped weights
+    further, chapter *How to run this book → Training from the command line*); no page calls it.
     """
     file = Path(file)
     man_file = file.with_suffix(".json")
@@ -94,9 +94,20 @@ def load_exported(file: str | os.PathLike) -> torch.nn.Module:
     if not file.is_file() or sha256(file) != man.get("sha256"):
         raise CheckpointError(f"{file} is missing or does not match the SHA-256 in {man_file}: "
                               f"the file is corrupted")
-    blob = train.load_checkpoint(file)
+    return man, train.load_checkpoint(file).get("model")
+
+
+def load_exported(file: str | os.PathLike) -> torch.nn.Module:
+    """Load a weights file written by :func:`export` (its ``.json`` manifest beside it): checks
+    the SHA-256 (:func:`read_exported`), the architecture and widths. Returns the model in eval
+    mode, updated.
+
+    Used by :func:`load` for shipped weights (chapter *Transform coding with learned priors*); no
+    page calls it.
+    """
+    man, state = read_exported(file)
     arch = models.canonical_name(man["model"])
-    model = _load_state(arch, int(man["N"]), int(man["M"]), blob.get("model"), file)
+    model = _load_state(arch, int(man["N"]), int(man["M"]), state, file)
     return _ready(model, {"name": arch, "quality": int(man["quality"]),
                           "profile": man["profile"], "source": str(file)})
 
@@ -107,8 +118,11 @@ def export(result_or_run_dir: TrainResult | str | os.PathLike, name: str, qualit
     ``<name>-q<Q>.json`` (settings, training summary, SHA-256): what the package ships.
 
     ``result_or_run_dir`` is a :class:`~nctutor.train.TrainResult` or a finished run folder.
-    The entropy models' parameters and integer CDF buffers stay in fp32/int32 (they are small and
-    set the probabilities); only the transforms are halved. Returns the ``.pt`` path.
+    The entropy models' parameters stay in fp32 (they are small and set the probabilities); only
+    the transforms are halved. Their integer CDF tables are written empty, as in a model never
+    updated: :func:`load_exported` rebuilds them from the parameters (``update(force=True)``),
+    so stored ones would only add bytes, or go stale once training moves the parameters.
+    Returns the ``.pt`` path.
     A maintainer's tool (it fills ``nctutor/weights``) for the chapter *Transform coding with
     learned priors*; no page calls it.
     """
@@ -132,10 +146,15 @@ def export(result_or_run_dir: TrainResult | str | os.PathLike, name: str, qualit
     def keep_fp32(key: str) -> bool:
         return key.startswith(("entropy_bottleneck.", "gaussian_conditional."))
 
+    def rebuilt_at_load(key: str) -> bool:
+        return keep_fp32(key) and key.endswith(("._quantized_cdf", "._offset", "._cdf_length"))
+
     out = {}
     for k, v in state.items():
         v = v.detach().cpu()
-        if half and v.is_floating_point() and not keep_fp32(k):
+        if rebuilt_at_load(k):
+            v = v.new_zeros(0)
+        elif half and v.is_floating_point() and not keep_fp32(k):
             h = v.half()
             v = h if torch.isfinite(h).all() else v  # a value beyond fp16's range stays fp32
         out[k] = v.clone()
