@@ -26,6 +26,7 @@ book: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check nctutor tests
+	$(BIN)/lint-imports
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -m "not slow" -q

@@ -5,12 +5,12 @@ entropy".
 
 For each model and Kodak image this measures three codecs that share the same trained weights:
 
-* **ours**: :func:`nctutor.bitstream.encode_image` / :func:`~nctutor.bitstream.decode_image`,
+* **ours**: :func:`nctutor.container.encode_image` / :func:`~nctutor.container.decode_image`,
   i.e. padding, the model's ``compress``/``decompress``, header, fingerprint and CRC;
 * **CompressAI**: the same CompressAI class (from ``compressai.registry.MODELS``) built directly
   at the same widths, the same state dict loaded, ``update(force=True)``, ``compress`` /
   ``decompress`` called on the padded image — the file format's cost is ``ours / CompressAI``;
-* **exact**: :func:`nctutor.coding.exact` of it (hyperprior models only): ``y`` coded with the
+* **exact**: :func:`nctutor.codecs.exact.exact` of it (hyperprior models only): ``y`` coded with the
   exact per-symbol Gaussian, ``z`` as before.
 
 Each timing is the median of ``repeat`` runs after one warm-up run. The *coding overhead* of a
@@ -18,8 +18,8 @@ coder is ``bits / (-Σ log2 likelihood) - 1``, the likelihoods of the model's ``
 mode (``y`` rounded as the coders round it): what the coder spends over an ideal entropy coder
 for the same model. It is given over all streams (``z`` included) and for ``y`` alone. The exact
 coder's overhead can be negative: it folds the tails beyond the image's own symbol range into the
-two end symbols (see :mod:`nctutor.coding`), which beats ``-Σ log2 likelihood`` when the predicted
-scales are too wide, as with a barely trained model.
+two end symbols (see :mod:`nctutor.entropy.gaussian`), which beats ``-Σ log2 likelihood`` when
+the predicted scales are too wide, as with a barely trained model.
 """
 
 from __future__ import annotations
@@ -34,9 +34,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from . import bitstream, coding, config, data, models, zoo
-
-DEFAULT_MODELS = tuple(models.ARCHITECTURES)
+from . import codecs, config, container, data, zoo
+from .codecs.exact import EXACT_CLASSES, exact
 
 #: The columns of the two tables: (key of :class:`BenchRow`, header, format).
 TIME_COLUMNS = (
@@ -126,11 +125,6 @@ class BenchRow:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_ms(fns: dict[str, Callable[[], object]], repeat: int,
             device: torch.device) -> dict[str, tuple[float, object]]:
     """Median wall-clock milliseconds of each function over ``repeat`` rounds after one warm-up
@@ -142,10 +136,10 @@ def time_ms(fns: dict[str, Callable[[], object]], repeat: int,
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeat):
         for name, fn in fns.items():
-            _sync(device)
+            config.synchronize(device)
             tic = time.perf_counter()
             results[name] = fn()
-            _sync(device)
+            config.synchronize(device)
             times[name].append(1000 * (time.perf_counter() - tic))
     return {name: (statistics.median(times[name]), results[name]) for name in fns}
 
@@ -170,22 +164,22 @@ def bench_image(model: torch.nn.Module, x: torch.Tensor, name: str, image: str =
     CompressAI, up to the last float bit that ``g_s`` may change)."""
     if repeat < 1:
         raise ValueError(f"repeat must be at least 1, got {repeat}")
-    arch = models.canonical_name(name)
+    arch = codecs.canonical_name(name)
     info = getattr(model, "nctutor", {})
     quality = quality or info.get("quality", 3)
     device = next(model.parameters()).device
     h, w = x.shape[-2:]
-    xp = bitstream.pad_to_stride(x[None].to(device), models.STRIDES[arch])
+    xp = codecs.pad(x[None].to(device), codecs.STRIDES[arch])
 
     cai = compressai_twin(model, arch)
-    ex = coding.exact(cai) if type(cai) in coding.EXACT_CLASSES else None
-    encoders = {"ours": lambda: bitstream.encode_image(model, x, arch, quality, profile),
+    ex = exact(cai) if type(cai) in EXACT_CLASSES else None
+    encoders = {"ours": lambda: container.encode_image(model, x, arch, quality, profile),
                 "cai": lambda: cai.compress(xp)}
     if ex is not None:
         encoders["exact"] = lambda: ex.compress(xp)
     enc = time_ms(encoders, repeat, device)
     blob, c = enc["ours"][1], enc["cai"][1]
-    decoders = {"ours": lambda: bitstream.decode_image(blob, model),
+    decoders = {"ours": lambda: container.decode_image(blob, model),
                 "cai": lambda: cai.decompress(c["strings"], c["shape"])}
     if ex is not None:
         e = enc["exact"][1]
@@ -228,7 +222,7 @@ def mean_row(rows: Sequence[BenchRow]) -> BenchRow:
     return BenchRow(model=rows[0].model, image=f"mean of {len(rows)}", **numeric)
 
 
-def run(names: Sequence[str] = DEFAULT_MODELS, quality: int = 3, profile: str | None = None,
+def run(names: Sequence[str] = codecs.IMAGE_MODELS, quality: int = 3, profile: str | None = None,
         images: int | None = None, crop: int = 0, repeat: int = 3,
         device: str | None = None, progress: bool = False) -> list[BenchRow]:
     """Benchmark ``names`` (loaded with :func:`nctutor.zoo.load` at ``quality`` and ``profile``)
@@ -242,7 +236,7 @@ def run(names: Sequence[str] = DEFAULT_MODELS, quality: int = 3, profile: str | 
     n = prof.eval_images if images is None else images
     if n < 1 or crop < 0 or repeat < 1:
         raise ValueError("images and repeat must be at least 1, crop at least 0")
-    archs = [models.canonical_name(m) for m in names]
+    archs = [codecs.canonical_name(m) for m in names]
     kodak = data.kodak(n)
     dev = torch.device(device) if device else torch.device("cpu")
     rows = []

@@ -48,25 +48,19 @@ def _input_mode(file: Path) -> str | None:
         return None  # load_image raises the proper error
 
 
-def _write_atomic(file: Path, payload: bytes) -> None:
-    tmp = file.with_name(f".{file.name}.part")
-    tmp.write_bytes(payload)
-    os.replace(tmp, file)
-
-
 def _default_profile(name: str, qualities: list[int], asked: str | None) -> str | None:
     """The profile ``compress`` and ``eval`` load models for: ``--profile``, else
     ``$NCTUTOR_PROFILE``, else that of the weights shipped for ``name`` at these qualities; else
     the default profile, with a warning (its models are trained now, and at ``smoke`` they are
     tiny)."""
-    from . import config, models, zoo
+    from . import codecs, config, zoo
 
-    if asked or os.environ.get(config.PROFILE_ENV) or name.startswith(zoo.COMPRESSAI_PREFIX):
+    if asked or os.environ.get(config.PROFILE_ENV) or name.startswith(codecs.COMPRESSAI_PREFIX):
         return asked
     family = zoo.shipped()
-    found = {family[key]["profile"] for key in ((models.canonical_name(name), q)
+    found = {family[key]["profile"] for key in ((codecs.canonical_name(name), q)
                                                 for q in qualities) if key in family}
-    missing = [q for q in qualities if (models.canonical_name(name), q) not in family]
+    missing = [q for q in qualities if (codecs.canonical_name(name), q) not in family]
     if len(found) == 1 and not missing:
         return found.pop()
     have = ", ".join(f"{n} q{q}" for n, q in family) or "none"
@@ -79,7 +73,8 @@ def _default_profile(name: str, qualities: list[int], asked: str | None) -> str 
 
 def cmd_compress(args: argparse.Namespace) -> int:
     """``nctutor compress``: image file → ``.nct`` file; prints bytes, bpp and seconds."""
-    from . import bitstream, data, zoo
+    from . import container, data, zoo
+    from .files import atomic_write
 
     src, dst = Path(args.input), Path(args.output)
     if not src.is_file():
@@ -93,9 +88,9 @@ def cmd_compress(args: argparse.Namespace) -> int:
     model = zoo.load(args.model, args.quality, profile=profile, progress=sys.stderr.isatty())
     info = model.nctutor
     tic = time.perf_counter()
-    blob = bitstream.encode_image(model, x, info["name"], info["quality"], info["profile"])
+    blob = container.encode_image(model, x, info["name"], info["quality"], info["profile"])
     seconds = time.perf_counter() - tic
-    _write_atomic(dst, blob)
+    atomic_write(dst, blob)
     h, w = x.shape[-2:]
     print(f"{dst}: {len(blob)} bytes, {8 * len(blob) / (h * w):.4f} bpp, {w}×{h}, "
           f"{info['name']} q{info['quality']} [{info['profile'] or 'pretrained'}], "
@@ -105,21 +100,20 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
 def cmd_decompress(args: argparse.Namespace) -> int:
     """``nctutor decompress``: ``.nct`` file → 8-bit PNG, with the model named in its header."""
-    from . import bitstream, data, zoo
+    from . import container, data, zoo
+    from .files import atomic_write
 
     src, dst = Path(args.input), Path(args.output)
     if not src.is_file():
         raise FileNotFoundError(f"input file {src} does not exist")
     blob = src.read_bytes()
-    header = bitstream.read_header(blob)
+    header = container.read_header(blob)
     model = zoo.load(header.model, header.quality, profile=header.profile or None,
                      progress=sys.stderr.isatty())
     tic = time.perf_counter()
-    x = bitstream.decode_image(blob, model)
+    x = container.decode_image(blob, model)
     seconds = time.perf_counter() - tic
-    tmp = dst.with_name(f".{dst.name}.part.png")
-    data.save_image(x, tmp)
-    os.replace(tmp, dst)
+    atomic_write(dst, lambda tmp: data.save_image(x, tmp, format="PNG"))
     print(f"{dst}: {header.width}×{header.height}, {header.model} q{header.quality}, "
           f"{8 * len(blob) / (header.height * header.width):.4f} bpp, {seconds:.2f} s")
     return 0
@@ -155,8 +149,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """``nctutor eval``: rate-distortion points of a codec on Kodak or CLIC with real bitstreams
     (:func:`nctutor.eval.evaluate_model`), one per quality; ``--json`` writes CompressAI's results
     format (:func:`nctutor.eval.to_compressai_json`)."""
-    from . import config, data, zoo
-    from . import eval as nceval
+    from . import config, data, rd, zoo
 
     profile = config.get_profile(_default_profile(args.model, args.quality, args.profile))
     images = {"kodak": data.kodak, "clic": data.clic}[args.dataset]()
@@ -170,17 +163,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     points = []
     for q in args.quality:
         model = zoo.load(args.model, q, profile=profile.name, progress=sys.stderr.isatty())
-        points.append(nceval.evaluate_model(model, chosen, name=model.nctutor["name"], quality=q))
+        points.append(rd.evaluate_model(model, chosen, name=model.nctutor["name"], quality=q))
         p = points[-1]
         print(f"{model.nctutor['name']} q{q}: {p.bpp[0]:.4f} bpp, {p.psnr[0]:.2f} dB PSNR"
               + (f", MS-SSIM {p.ms_ssim[0]:.4f}" if p.ms_ssim else "")
               + f" ({len(chosen)} {args.dataset} images"
               + (f", {crop}×{crop} centre crops" if crop else "") + f", profile {profile.name})")
-    curve = nceval.join(points, name=f"{args.model} [{profile.name}]",
+    curve = rd.join(points, name=f"{args.model} [{profile.name}]",
                         description=f"nctutor eval on {len(chosen)} {args.dataset} images"
                                     + (f", {crop}px centre crops" if crop else ""))
     if args.json:
-        nceval.to_compressai_json(curve, args.json)
+        rd.to_compressai_json(curve, args.json)
         print(f"wrote {args.json}")
     return 0
 
@@ -192,11 +185,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     ``-Σ log2 likelihood`` (:mod:`nctutor.bench`); prints a table, ``--json`` writes the rows."""
     import torch
 
-    from . import bench, config
+    from . import bench, codecs, config
 
     profile = config.get_profile(args.profile)
-    rows = bench.run(args.model, args.quality, profile.name, args.images, args.crop, args.repeat,
-                     args.device, progress=sys.stderr.isatty())
+    rows = bench.run(args.model or codecs.IMAGE_MODELS, args.quality, profile.name, args.images,
+                     args.crop, args.repeat, args.device, progress=sys.stderr.isatty())
     n = len({r.image for r in rows})
     print(f"nctutor bench: {n} kodak image{'s' * (n > 1)}"
           + (f", {args.crop}×{args.crop} centre crops" if args.crop else "")
@@ -273,9 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("bench", help="encode/decode speed and coding overhead vs CompressAI")
-    p.add_argument("--model", nargs="+", default=["bmshj2018-factorized", "bmshj2018-hyperprior",
-                                                  "mbt2018-mean"],
-                   help="one or more codec names (default: the three registry models)")
+    p.add_argument("--model", nargs="+", default=None,
+                   help="one or more codec names (default: the image codecs of the registry)")
     p.add_argument("--quality", type=int, default=3, choices=range(1, 9), metavar="Q",
                    help="quality 1..8 (default: %(default)s)")
     p.add_argument("--profile", default=None, help="smoke, cpu or gpu (default: $NCTUTOR_PROFILE)")
@@ -295,12 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``nctutor`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
-    from . import data, train
-    from .bitstream import BitstreamError
-    from .zoo import ZooError
+    from .errors import NctutorError
 
-    user_errors = (BitstreamError, data.DataError, train.CheckpointError, ZooError, ValueError,
-                   FileNotFoundError, OSError)
+    user_errors = (NctutorError, ValueError, OSError)
     def one_line(message, category, filename, lineno, line=None):
         return f"nctutor: warning: {message}\n"
 

@@ -21,7 +21,6 @@ In the spirit of nanoGPT: a dataclass config, one loop you can read top to botto
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -33,17 +32,9 @@ import torch.distributed as dist
 from compressai.losses import RateDistortionLoss
 from tqdm.auto import tqdm
 
-from . import __version__, config, data, models
-
-CHECKPOINT = "checkpoint.pt"
-MANIFEST = "manifest.json"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint cannot be used (corrupted, or made for another model/config).
-
-    Used by the chapter *How to run this book → Training from the command line* (resumable runs).
-    """
+from . import __version__, checkpoints, codecs, config, data
+from .checkpoints import CHECKPOINT, MANIFEST, load_checkpoint
+from .errors import CheckpointError
 
 
 @dataclass
@@ -74,18 +65,18 @@ class TrainConfig:
         """Every setting, with the profile's values filled in (stored in the manifest)."""
         p = config.get_profile(self.profile)
         out = asdict(self)
-        out["model"] = models.canonical_name(self.model)
+        out["model"] = codecs.canonical_name(self.model)
         out["profile"] = p.name
         for key in ("steps", "batch_size", "patch_size", "lr", "N", "M"):
             if out[key] is None:
                 out[key] = getattr(p, key)
-        stride = models.STRIDES[out["model"]]
+        stride = codecs.STRIDES[out["model"]]
         if out["patch_size"] % stride:
             raise ValueError(f"patch_size {out['patch_size']} must be a multiple of {stride}, "
                              f"the downsampling factor of {out['model']}")
         if out["amp"] is None:  # the profile's choice, on CUDA only
             out["amp"] = p.amp and config.device(self.device).type == "cuda"
-        out["lmbda"] = models.lmbda(self.quality)
+        out["lmbda"] = codecs.lmbda(self.quality)
         out["run_dir"] = str(run_dir(self))
         return out
 
@@ -99,7 +90,7 @@ def run_dir(cfg: TrainConfig) -> Path:
     if cfg.out_dir:
         return Path(cfg.out_dir)
     profile = config.get_profile(cfg.profile).name
-    name = f"{models.canonical_name(cfg.model)}-q{cfg.quality}-{profile}"
+    name = f"{codecs.canonical_name(cfg.model)}-q{cfg.quality}-{profile}"
     return config.cache_dir() / "runs" / name
 
 
@@ -115,107 +106,18 @@ class TrainResult:
     manifest: dict = field(default_factory=dict)
 
 
-def psnr(mse: float) -> float:
-    """PSNR in dB of a mean squared error on ``[0, 1]`` images.
+def float_psnr(mse: float) -> float:
+    """PSNR in dB of a mean squared error between *float* ``[0, 1]`` images: ``-10·log10(mse)``.
 
-    The training history's ``psnr`` (float images, not the 8-bit PSNR of
-    :func:`nctutor.eval.psnr`), plotted in book section *Your first learned codec → Training*.
+    The training history's ``psnr``, computed on the float MSE of the loss (not the 8-bit PSNR of
+    a decoded image, :func:`nctutor.rd.psnr`), plotted in book section *Your first learned codec →
+    Training*.
     """
     return 10 * math.log10(1.0 / max(mse, 1e-12))
 
 
-def _atomic_save(obj, file: Path) -> None:
-    tmp = file.with_name(file.name + ".part")
-    if isinstance(obj, dict) and file.suffix == ".json":
-        tmp.write_text(json.dumps(obj, indent=2))
-    else:
-        torch.save(obj, tmp)
-    os.replace(tmp, file)
-
-
-def load_checkpoint(file: Path, map_location="cpu") -> dict:
-    """Load a checkpoint safely (``weights_only=True``); a damaged file gives CheckpointError.
-
-    Used by the chapter *How to run this book → Training from the command line* (resume) and by
-    :mod:`nctutor.zoo`; no page calls it.
-    """
-    try:
-        return torch.load(file, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch raises many types for a damaged file
-        raise CheckpointError(
-            f"cannot read checkpoint {file}: {e}. Delete it to start the run afresh."
-        ) from e
-
-
 IDENTITY_KEYS = ("model", "quality", "N", "M", "patch_size", "batch_size", "seed", "train_split",
                  "init_from")
-
-
-def _warm_start(net: torch.nn.Module, source: str, settings: dict, map_location) -> dict:
-    """Load the weights (not the optimizer) of a finished run into ``net``: "λ fine-tuning".
-
-    A model of one quality starts from a trained neighbour on the λ ladder and needs far fewer
-    steps than from scratch (how the package's shipped family was trained, chapter *Transform
-    coding with learned priors → How this book uses them*). ``source`` is a run folder, its
-    ``checkpoint.pt``, or an exported weights file with its manifest beside it (such as the
-    package's own ``nctutor/weights/<model>-q<Q>.pt``: the way to train the shipped weights
-    further in a later session, when the full checkpoints are gone). It must hold the same
-    architecture and widths. Returns what the manifest records of it: the source, its quality
-    and its steps (and, for an exported file, its SHA-256 and where *it* started from).
-    """
-    file = Path(source)
-    file = file / CHECKPOINT if file.is_dir() else file
-    if not file.is_file():
-        raise CheckpointError(f"init_from {source}: no run folder or checkpoint there")
-    exported = file.name != CHECKPOINT and file.with_suffix(".json").is_file()
-    if exported:  # a weights file of zoo.export: its manifest says what it holds
-        from . import zoo  # zoo imports this module
-
-        man, state = zoo.read_exported(file)  # checks the manifest and the SHA-256
-        stored = {k: man.get(k) for k in ("model", "N", "M", "quality")}
-        ckpt = {"model": state, "step": man.get("steps")}
-    else:
-        ckpt = load_checkpoint(file, map_location=map_location)
-        stored = ckpt.get("settings", {}) if isinstance(ckpt, dict) else {}
-    wanted = {k: settings[k] for k in ("model", "N", "M")}
-    if {k: stored.get(k) for k in wanted} != wanted:
-        raise CheckpointError(
-            f"init_from {file} holds {stored.get('model')} N={stored.get('N')} M={stored.get('M')},"
-            f" but this run is {wanted['model']} N={wanted['N']} M={wanted['M']}")
-    try:
-        net.load_state_dict(ckpt["model"])
-    except (RuntimeError, KeyError, TypeError, AttributeError) as e:
-        raise CheckpointError(f"init_from {file}: weights do not fit: {e}") from e
-    record = {"from": str(source), "quality": stored.get("quality"), "steps": ckpt.get("step")}
-    if exported:
-        record["sha256"] = man.get("sha256")
-        siblings = {}  # the family beside it: where its own start may be found
-        for other in file.parent.glob("*.json"):
-            try:
-                m = json.loads(other.read_text())
-                siblings[m["settings"]["run_dir"]] = m
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-        start = _lineage(man.get("settings", {}).get("init"), siblings)
-    else:
-        start = stored.get("init")
-    if start:
-        record["init"] = start
-    return record
-
-
-def _lineage(init: dict | None, siblings: dict[str, dict]) -> dict | None:
-    """``init`` with the start of each run it names nested into it as ``"init"``, as far as the
-    records go: a run's own record, else the manifest in ``siblings`` (``run_dir`` → manifest)
-    of the run it names."""
-    if not init:
-        return init
-    if "init" in init:
-        return {**init, "init": _lineage(init["init"], siblings)}
-    source = siblings.get(init.get("from"))
-    if source is None or not source.get("settings", {}).get("init"):
-        return init
-    return {**init, "init": _lineage(source["settings"]["init"], siblings)}
 
 
 @torch.no_grad()
@@ -227,20 +129,18 @@ def validate(model: torch.nn.Module, images: data.ImageSet, crop: int, device,
     by :func:`train` (the ``val_*`` entries of the history, chapter *Your first learned codec →
     Training*); no page calls it.
     """
-    if crop < stride:
-        raise ValueError(f"validation crop {crop} is smaller than the model's stride {stride}")
     model.eval()
     bpps, mses = [], []
     for i in range(len(images)):
         x = data.center_crop(images[i], crop)[None].to(device)
-        h, w = (x.shape[-2] // stride) * stride, (x.shape[-1] // stride) * stride
-        x = x[..., :h, :w]
-        out = model(x)
+        h, w = x.shape[-2:]
+        out = model(codecs.pad(x, stride))  # the one stride rule: pad, then crop back
         bits = sum(-torch.log2(lk).sum() for lk in out["likelihoods"].values())
         bpps.append(float(bits) / (h * w))
-        mses.append(float(torch.mean((out["x_hat"].clamp(0, 1) - x) ** 2)))
+        x_hat = codecs.crop(out["x_hat"], h, w).clamp(0, 1)
+        mses.append(float(torch.mean((x_hat - x) ** 2)))
     model.train()
-    return {"bpp": sum(bpps) / len(bpps), "psnr": sum(psnr(m) for m in mses) / len(mses)}
+    return {"bpp": sum(bpps) / len(bpps), "psnr": sum(float_psnr(m) for m in mses) / len(mses)}
 
 
 TRANSFORMS = ("g_a", "g_s", "h_a", "h_s")
@@ -300,7 +200,7 @@ def train(cfg: TrainConfig | None = None, progress: bool = True) -> TrainResult:
         torch.cuda.set_device(dev)
 
     config.seed_everything(cfg.seed)
-    net = models.create(settings["model"], settings["N"], settings["M"]).to(dev)
+    net = codecs.create(settings["model"], settings["N"], settings["M"]).to(dev)
     if settings["amp"]:
         mixed_precision(net)
     main_params, aux_params = _split_parameters(net)
@@ -330,7 +230,11 @@ def train(cfg: TrainConfig | None = None, progress: bool = True) -> TrainResult:
         step, seconds, history = ckpt["step"], ckpt["seconds"], ckpt["history"]
         settings["init"] = stored.get("init")
     elif cfg.init_from:
-        settings["init"] = _warm_start(net, cfg.init_from, settings, dev)
+        state, settings["init"] = checkpoints.warm_start(cfg.init_from, settings, dev)
+        try:
+            net.load_state_dict(state)
+        except (RuntimeError, KeyError, TypeError, AttributeError) as e:
+            raise CheckpointError(f"init_from {cfg.init_from}: weights do not fit: {e}") from e
 
     ddp = torch.nn.parallel.DistributedDataParallel(
         net, find_unused_parameters=True) if distributed else net
@@ -353,11 +257,11 @@ def train(cfg: TrainConfig | None = None, progress: bool = True) -> TrainResult:
         if rank != 0:
             return
         out.mkdir(parents=True, exist_ok=True)
-        _atomic_save({"settings": settings, "model": net.state_dict(),
+        checkpoints.save({"settings": settings, "model": net.state_dict(),
                       "optimizer": opt.state_dict(), "aux_optimizer": aux_opt.state_dict(),
                       "rng": torch.get_rng_state(), "step": step, "seconds": seconds,
                       "history": history}, ckpt_file)
-        _atomic_save(_manifest(settings, step, seconds, history), out / MANIFEST)
+        checkpoints.save(_manifest(settings, step, seconds, history), out / MANIFEST)
 
     bar = tqdm(total=steps, initial=step, disable=not progress or rank != 0,
                desc=f"{settings['model']} q{cfg.quality} [{profile.name}]")
@@ -385,12 +289,12 @@ def train(cfg: TrainConfig | None = None, progress: bool = True) -> TrainResult:
 
             step += 1
             record = {"step": step, "loss": result["loss"].item(),
-                      "bpp": result["bpp_loss"].item(), "psnr": psnr(result["mse_loss"].item()),
-                      "aux": aux_loss.item()}
+                      "bpp": result["bpp_loss"].item(),
+                      "psnr": float_psnr(result["mse_loss"].item()), "aux": aux_loss.item()}
             if val_images is not None and (step % profile.val_every == 0 or step == steps):
                 record.update({f"val_{k}": v for k, v in
                                validate(net, val_images, profile.val_crop, dev,
-                                        models.STRIDES[settings["model"]]).items()})
+                                        codecs.STRIDES[settings["model"]]).items()})
             history.append(record)
             bar.set_postfix(loss=f"{record['loss']:.3f}", bpp=f"{record['bpp']:.3f}",
                             psnr=f"{record['psnr']:.2f}")
@@ -412,7 +316,7 @@ def train(cfg: TrainConfig | None = None, progress: bool = True) -> TrainResult:
         dist.barrier()
 
     if settings["amp"]:  # the returned model runs in float32, as a loaded one does
-        plain = models.create(settings["model"], settings["N"], settings["M"]).to(dev)
+        plain = codecs.create(settings["model"], settings["N"], settings["M"]).to(dev)
         plain.load_state_dict(net.state_dict())
         net = plain
     net.eval()

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from nctutor import bitstream, cli, config, data, models, train, zoo
+from nctutor import checkpoints, cli, codecs, config, container, data, maintain, train, zoo
 
 
 def _finished_run(arch: str, quality: int, N: int = 8, M: int = 8, seed: int = 0):
@@ -19,12 +19,12 @@ def _finished_run(arch: str, quality: int, N: int = 8, M: int = 8, seed: int = 0
     steps = config.get_profile().steps  # complete: as many steps as the profile asks
     settings = {**cfg.resolved(), "N": N, "M": M, "steps": steps}
     torch.manual_seed(seed)
-    net = models.create(arch, N=N, M=M)
+    net = codecs.create(arch, N=N, M=M)
     run = train.run_dir(cfg)
     run.mkdir(parents=True)
     torch.save({"settings": settings, "model": net.state_dict(), "step": steps},
-               run / train.CHECKPOINT)
-    (run / train.MANIFEST).write_text(json.dumps({"steps": steps, "settings": settings}))
+               run / checkpoints.CHECKPOINT)
+    (run / checkpoints.MANIFEST).write_text(json.dumps({"steps": steps, "settings": settings}))
     return run
 
 
@@ -50,13 +50,13 @@ def test_round_trip_png_is_bit_exact(tmp_path, kodak_png, capsys, arch):
     # the same reconstruction, computed in memory with the model the header names
     model = zoo.load(arch, 2)
     x = data.load_image(kodak_png)
-    xp = bitstream.pad_to_stride(x[None], models.STRIDES[arch])
+    xp = codecs.pad(x[None], codecs.STRIDES[arch])
     with torch.no_grad():
         c = model.compress(xp)
         x_hat = model.decompress(c["strings"], c["shape"])["x_hat"][0, :, :70, :90]
     expected = data.to_uint8(x_hat).permute(1, 2, 0).numpy()
     assert np.array_equal(written, expected)
-    h = bitstream.read_header(blob)
+    h = container.read_header(blob)
     assert (h.model, h.quality, h.profile, h.N, h.M) == (arch, 2, "smoke", 8, 8)
 
 
@@ -83,7 +83,7 @@ def test_non_rgb_inputs_work_with_a_warning(tmp_path, mode):
     assert mode != "RGB"
     with pytest.warns(UserWarning, match=f"{mode} image converted to 8-bit RGB"):
         assert cli.main(["compress", str(src), str(nct)]) == 0  # default model and quality
-    assert bitstream.read_header(nct.read_bytes()).model == "mbt2018-mean"
+    assert container.read_header(nct.read_bytes()).model == "mbt2018-mean"
     assert cli.main(["decompress", str(nct), str(out)]) == 0
     assert Image.open(out).size == (45, 33) and Image.open(out).mode == "RGB"
 
@@ -142,7 +142,7 @@ def test_train_subcommand(tmp_path, capsys):
                      "--out", str(out), "--quiet"]) == 0
     said = capsys.readouterr().out
     assert "2 steps" in said and "bpp" in said and "PSNR" in said
-    manifest = json.loads((out / train.MANIFEST).read_text())
+    manifest = json.loads((out / checkpoints.MANIFEST).read_text())
     assert manifest["steps"] == 2 and manifest["settings"]["profile"] == "smoke"
 
 
@@ -167,18 +167,18 @@ def test_eval_subcommand_writes_compressai_json(tmp_path, capsys):
 
 
 def test_bench_subcommand_prints_the_columns(tmp_path, capsys):
-    for arch in models.ARCHITECTURES:
+    for arch in codecs.ARCHITECTURES:
         _finished_run(arch, 3)
     out = tmp_path / "bench.json"
     assert cli.main(["bench", "--images", "1", "--crop", "64", "--repeat", "1", "--per-image",
                      "--json", str(out)]) == 0
     said = capsys.readouterr().out
     for column in ("enc ours ms", "enc CAI ms", "enc ratio", "enc exact ms", "dec ratio",
-                   "ovh CAI %", "ovh exact %", "kodim01", "mean of 1", *models.ARCHITECTURES):
+                   "ovh CAI %", "ovh exact %", "kodim01", "mean of 1", *codecs.ARCHITECTURES):
         assert column in said
     doc = json.loads(out.read_text())
     rows = {r["model"]: r for r in doc["rows"]}
-    assert set(rows) == set(models.ARCHITECTURES) and doc["settings"]["crop"] == 64
+    assert set(rows) == set(codecs.ARCHITECTURES) and doc["settings"]["crop"] == 64
     assert rows["bmshj2018-factorized"]["bits_exact"] is None  # no Gaussian to code exactly
     for r in rows.values():
         assert (r["height"], r["width"]) == (64, 64) and r["enc_ours_ms"] > 0
@@ -189,7 +189,7 @@ def test_bench_subcommand_prints_the_columns(tmp_path, capsys):
 
 def test_compress_uses_the_shipped_weights_by_default(tmp_path, kodak_png, monkeypatch, capsys):
     weights = tmp_path / "weights"
-    zoo.export(_finished_run("mbt2018-mean", 2), "mbt2018-mean", 2, weights)
+    maintain.export(_finished_run("mbt2018-mean", 2), "mbt2018-mean", 2, weights)
     man_file = weights / "mbt2018-mean-q2.json"
     man_file.write_text(json.dumps({**json.loads(man_file.read_text()), "profile": "cpu"}))
     monkeypatch.setattr(zoo, "WEIGHTS_DIR", weights)
@@ -198,7 +198,7 @@ def test_compress_uses_the_shipped_weights_by_default(tmp_path, kodak_png, monke
     nct, out = tmp_path / "a.nct", tmp_path / "a.png"
     assert cli.main(["compress", str(kodak_png), str(nct), "--quality", "2"]) == 0
     assert "[cpu]" in capsys.readouterr().out
-    assert bitstream.read_header(nct.read_bytes()).profile == "cpu"
+    assert container.read_header(nct.read_bytes()).profile == "cpu"
     assert cli.main(["decompress", str(nct), str(out)]) == 0  # finds them again from the header
     assert cli.main(["eval", "--quality", "2", "--images", "1", "--crop", "64"]) == 0
     assert "profile cpu" in capsys.readouterr().out
@@ -206,7 +206,7 @@ def test_compress_uses_the_shipped_weights_by_default(tmp_path, kodak_png, monke
     _finished_run("mbt2018-mean", 3)
     with pytest.warns(UserWarning, match="no weights are shipped for mbt2018-mean q3"):
         assert cli.main(["compress", str(kodak_png), str(nct), "--quality", "3"]) == 0
-    assert bitstream.read_header(nct.read_bytes()).profile == "smoke"
+    assert container.read_header(nct.read_bytes()).profile == "smoke"
     assert cli.main(["compress", str(kodak_png), str(nct), "--quality", "2",
                      "--profile", "smoke"]) == 0
-    assert bitstream.read_header(nct.read_bytes()).profile == "smoke"
+    assert container.read_header(nct.read_bytes()).profile == "smoke"

@@ -104,8 +104,8 @@ def test_download_verifies_and_writes_atomically(monkeypatch, tmp_path, server):
     empty.mkdir()
     monkeypatch.setenv("NCTUTOR_DATA", str(empty))
     monkeypatch.setenv("NCTUTOR_MIRROR", url)
-    monkeypatch.setattr(data, "FILE_URLS", {})  # only the local server is ever asked
-    monkeypatch.setattr(data, "ARCHIVE_URLS", {})
+    monkeypatch.setattr(data.sources, "FILE_URLS", {})  # only the local server is ever asked
+    monkeypatch.setattr(data.sources, "ARCHIVE_URLS", {})
     cache = data.cache_root()
 
     got = data.path("kodak/kodim01.png")
@@ -134,8 +134,8 @@ def test_download_of_an_archive(monkeypatch, tmp_path, server):
     empty = tmp_path / "empty"
     empty.mkdir()
     monkeypatch.setenv("NCTUTOR_DATA", str(empty))
-    monkeypatch.setattr(data, "FILE_URLS", {})
-    monkeypatch.setattr(data, "ARCHIVE_URLS", {"bsds500": f"{url}/BSR_bsds500.tgz"})
+    monkeypatch.setattr(data.sources, "FILE_URLS", {})
+    monkeypatch.setattr(data.sources, "ARCHIVE_URLS", {"bsds500": f"{url}/BSR_bsds500.tgz"})
     first = data.path(f"bsds500/train/{names[0]}")
     assert first.parent == data.cache_root() / "bsds500" / "train"
     assert sorted(p.name for p in first.parent.iterdir()) == sorted(names)

@@ -9,7 +9,7 @@ import textwrap
 import pytest
 import torch
 
-from nctutor import train
+from nctutor import checkpoints, train
 
 # Each rank runs the real command line (nctutor.cli.main) and, after it, saves the parameters it
 # ended with, so that the test can compare the two ranks' models bit for bit.
@@ -42,13 +42,13 @@ def test_torchrun_two_processes_gloo(tmp_path):
         capture_output=True, text=True, timeout=400, env=env)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.count("4 steps") == 1  # only rank 0 reports
-    manifest = json.loads((out / train.MANIFEST).read_text())
+    manifest = json.loads((out / checkpoints.MANIFEST).read_text())
     assert manifest["steps"] == 4 and len(manifest["settings"]) > 0
     assert all(torch.isfinite(torch.tensor(manifest["final"][k])) for k in ("loss", "bpp", "psnr"))
     ranks = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
     assert ranks[0].keys() == ranks[1].keys()
     assert all(torch.equal(ranks[0][k], ranks[1][k]) for k in ranks[0])
-    ckpt = train.load_checkpoint(out / train.CHECKPOINT)
+    ckpt = checkpoints.load_checkpoint(out / checkpoints.CHECKPOINT)
     assert ckpt["step"] == 4
     assert all(torch.equal(ckpt["model"][k], ranks[0][k]) for k in ckpt["model"]
                if not k.endswith(("_quantized_cdf", "_offset", "_cdf_length")))

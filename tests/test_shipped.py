@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from nctutor import bitstream, cli, data, models, zoo
-from nctutor import eval as nceval
+from nctutor import checkpoints, cli, codecs, container, data, maintain, zoo
+from nctutor import rd as nceval
 
 FAMILY = {("mbt2018-mean", q) for q in (1, 2, 3, 4)} | {("bmshj2018-factorized", q)
                                                        for q in (1, 3)}
@@ -23,9 +23,9 @@ def test_the_family_is_complete_small_and_loads():
     for (name, q), man in shipped.items():
         file = zoo.WEIGHTS_DIR / f"{name}-q{q}.pt"
         blob = torch.load(file, map_location="cpu", weights_only=True)
-        assert blob["format"] == zoo.WEIGHTS_FORMAT
+        assert blob["format"] == checkpoints.WEIGHTS_FORMAT
         assert any(v.dtype == torch.float16 for v in blob["model"].values())
-        assert man["bytes"] == file.stat().st_size and man["lmbda"] == models.lmbda(q)
+        assert man["bytes"] == file.stat().st_size and man["lmbda"] == codecs.lmbda(q)
         assert man["profile"] in ("cpu", "gpu") and man["steps"] >= 1000
         assert man["settings"]["model"] == name and man["settings"]["quality"] == q
         assert man["kodak"]["images"] == 24 and man["kodak"]["report"] == f"{name}-kodak.json"
@@ -53,7 +53,7 @@ def test_the_mean_scale_family_beats_jpeg_as_reported():
     value = nceval.bd_rate(jpeg, curve, min_overlap=0)
     assert value < 0
     assert value == pytest.approx(report["bd_rate_psnr"]["JPEG"]["bd_rate"], abs=0.01)
-    assert set(report["bd_rate_psnr"]) == set(zoo.REPORT_ANCHORS)
+    assert set(report["bd_rate_psnr"]) == set(maintain.REPORT_ANCHORS)
     for man in (m for (n, _), m in zoo.shipped().items() if n == "mbt2018-mean"):
         assert man["kodak"]["family_bd_rate_psnr"]["JPEG"] == report["bd_rate_psnr"]["JPEG"][
             "bd_rate"]
@@ -62,7 +62,7 @@ def test_the_mean_scale_family_beats_jpeg_as_reported():
 def test_family_bd_rates_of_a_known_shift():
     jpeg = nceval.reference_curve("classic-kodak-pillow/jpeg")
     cheaper = nceval.RDCurve("JPEG at 90 % of the bits", [0.9 * b for b in jpeg.bpp], jpeg.psnr)
-    assert zoo.family_bd_rates(cheaper, "mbt2018-mean")["JPEG"]["bd_rate"] == pytest.approx(
+    assert maintain.family_bd_rates(cheaper, "mbt2018-mean")["JPEG"]["bd_rate"] == pytest.approx(
         -10.0, abs=0.01)
 
 
@@ -71,13 +71,13 @@ def _round_trip(tmp_path, image: torch.Tensor, stem: str, quality: int = 3) -> N
     data.save_image(image, src)
     assert cli.main(["compress", str(src), str(nct), "--quality", str(quality)]) == 0
     blob = nct.read_bytes()
-    header = bitstream.read_header(blob)
+    header = container.read_header(blob)
     assert header.profile == zoo.shipped()[("mbt2018-mean", quality)]["profile"]
     assert cli.main(["decompress", str(nct), str(out)]) == 0
     decoded = np.asarray(Image.open(out))
     model = zoo.load("mbt2018-mean", quality, profile=header.profile)
     h, w = image.shape[-2:]
-    xp = bitstream.pad_to_stride(data.load_image(src)[None], models.STRIDES["mbt2018-mean"])
+    xp = codecs.pad(data.load_image(src)[None], codecs.STRIDES["mbt2018-mean"])
     with torch.no_grad():
         c = model.compress(xp)
         x_hat = model.decompress(c["strings"], c["shape"])["x_hat"][0, :, :h, :w]

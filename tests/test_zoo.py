@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from nctutor import bitstream, config, data, models, train, zoo
-from nctutor.train import CheckpointError
+from nctutor import checkpoints, codecs, config, container, data, maintain, train, zoo
+from nctutor.errors import CheckpointError
 
 
 def _state(model):
@@ -23,9 +23,9 @@ def _finished_run(arch, quality, N=8, M=8, seed=0, state=None):
     torch.manual_seed(seed)
     run = train.run_dir(cfg)
     run.mkdir(parents=True)
-    state = state if state is not None else models.create(arch, N=N, M=M).state_dict()
-    torch.save({"settings": settings, "model": state, "step": steps}, run / train.CHECKPOINT)
-    (run / train.MANIFEST).write_text(json.dumps({"steps": steps, "settings": settings}))
+    state = state if state is not None else codecs.create(arch, N=N, M=M).state_dict()
+    torch.save({"settings": settings, "model": state, "step": steps}, run / checkpoints.CHECKPOINT)
+    (run / checkpoints.MANIFEST).write_text(json.dumps({"steps": steps, "settings": settings}))
     return run
 
 
@@ -43,18 +43,18 @@ def test_trains_when_missing_then_loads_the_cache(tiny_smoke):
     assert first.nctutor["source"].startswith("trained:")
     assert first.nctutor["profile"] == "smoke" and not first.training
     run = train.run_dir(train.TrainConfig(model="bmshj2018-factorized", quality=2))
-    assert json.loads((run / train.MANIFEST).read_text())["steps"] == 3
+    assert json.loads((run / checkpoints.MANIFEST).read_text())["steps"] == 3
     again = zoo.load("bmshj2018-factorized", 2)
     assert again.nctutor["source"] == str(run)
     a, b = _state(first), _state(again)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     # the two load paths give the same entropy coder: files of one decode with the other
     x = data.kodak(1)[0][:, :40, :50]
-    blob = bitstream.encode_image(first, x, "bmshj2018-factorized", 2, profile="smoke")
-    assert torch.equal(bitstream.decode_image(blob, again), bitstream.decode_image(blob, first))
+    blob = container.encode_image(first, x, "bmshj2018-factorized", 2, profile="smoke")
+    assert torch.equal(container.decode_image(blob, again), container.decode_image(blob, first))
 
     # export: fp16 transforms, fp32 entropy models; loads back, decodes close to fp32
-    file = zoo.export(run, "bmshj2018-factorized", 2, run.parent / "ship")
+    file = maintain.export(run, "bmshj2018-factorized", 2, run.parent / "ship")
     man = json.loads(file.with_suffix(".json").read_text())
     assert (man["model"], man["quality"], man["profile"], man["N"], man["M"], man["steps"]) == (
         "bmshj2018-factorized", 2, "smoke", 8, 8, 3)
@@ -62,32 +62,32 @@ def test_trains_when_missing_then_loads_the_cache(tiny_smoke):
     stored = torch.load(file, weights_only=True)["model"]
     assert stored["g_a.0.weight"].dtype == torch.float16
     assert stored["entropy_bottleneck.quantiles"].dtype == torch.float32
-    full = zoo.export(run, "bmshj2018-factorized", 2, run.parent / "full", half=False)
+    full = maintain.export(run, "bmshj2018-factorized", 2, run.parent / "full", half=False)
     assert file.stat().st_size < full.stat().st_size
     halved = zoo.load_exported(file)
-    y16 = bitstream.decode_image(bitstream.encode_image(halved, x, "bmshj2018-factorized", 2),
+    y16 = container.decode_image(container.encode_image(halved, x, "bmshj2018-factorized", 2),
                                  halved)
-    y32 = bitstream.decode_image(blob, first)
+    y32 = container.decode_image(blob, first)
     mse = float(torch.mean((y16 - y32) ** 2))
     print(f"\nfp16 export: {file.stat().st_size} vs {full.stat().st_size} bytes, "
-          f"reconstructions differ by {train.psnr(mse):.1f} dB PSNR")
-    assert train.psnr(mse) > 40
+          f"reconstructions differ by {train.float_psnr(mse):.1f} dB PSNR")
+    assert train.float_psnr(mse) > 40
 
 
 def test_a_shorter_run_is_resumed_not_served(tiny_smoke):
     cfg = train.TrainConfig(model="bmshj2018-factorized", quality=1, steps=1)
     train.train(cfg, progress=False)  # `nctutor train bmshj2018-factorized --quality 1 --steps 1`
     run = train.run_dir(cfg)
-    assert json.loads((run / train.MANIFEST).read_text())["steps"] == 1
+    assert json.loads((run / checkpoints.MANIFEST).read_text())["steps"] == 1
     model = zoo.load("bmshj2018-factorized", 1)
     assert model.nctutor["source"].startswith("trained:")
-    assert json.loads((run / train.MANIFEST).read_text())["steps"] == tiny_smoke.steps == 3
+    assert json.loads((run / checkpoints.MANIFEST).read_text())["steps"] == tiny_smoke.steps == 3
 
 
 def test_shipped_weights_come_first_for_their_profile(tmp_path, monkeypatch):
     run = _finished_run("mbt2018-mean", 5, seed=3)
     shipped = tmp_path / "weights"
-    zoo.export(run, "mbt2018-mean", 5, shipped)
+    maintain.export(run, "mbt2018-mean", 5, shipped)
     monkeypatch.setattr(zoo, "WEIGHTS_DIR", shipped)
     model = zoo.load("mbt2018-mean", 5)
     assert model.nctutor["source"] == str(shipped / "mbt2018-mean-q5.pt")
@@ -101,25 +101,25 @@ def test_shipped_weights_come_first_for_their_profile(tmp_path, monkeypatch):
 
 def test_damaged_exported_weights_are_refused(tmp_path):
     run = _finished_run("bmshj2018-hyperprior", 1)
-    file = zoo.export(run, "bmshj2018-hyperprior", 1, tmp_path)
+    file = maintain.export(run, "bmshj2018-hyperprior", 1, tmp_path)
     raw = bytearray(file.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     file.write_bytes(bytes(raw))
     with pytest.raises(CheckpointError, match="SHA-256"):
         zoo.load_exported(file)
     with pytest.raises(ValueError, match="not mbt2018-mean"):
-        zoo.export(run, "mbt2018-mean", 1, tmp_path)
+        maintain.export(run, "mbt2018-mean", 1, tmp_path)
 
 
 def test_checkpoint_for_other_widths_is_refused():
-    wrong = models.create("bmshj2018-factorized", N=16, M=8).state_dict()
+    wrong = codecs.create("bmshj2018-factorized", N=16, M=8).state_dict()
     _finished_run("bmshj2018-factorized", 3, N=8, M=8, state=wrong)
     with pytest.raises(CheckpointError, match="does not fit bmshj2018-factorized with N=8, M=8"):
         zoo.load("bmshj2018-factorized", 3)
 
 
 def test_checkpoint_of_other_architecture_is_refused():
-    other = models.create("bmshj2018-hyperprior", N=8, M=8).state_dict()
+    other = codecs.create("bmshj2018-hyperprior", N=8, M=8).state_dict()
     _finished_run("mbt2018-mean", 3, state=other)
     with pytest.raises(CheckpointError, match="does not fit mbt2018-mean"):
         zoo.load("mbt2018-mean", 3)
@@ -127,7 +127,7 @@ def test_checkpoint_of_other_architecture_is_refused():
 
 def test_corrupted_checkpoint_is_refused():
     run = _finished_run("bmshj2018-factorized", 4)
-    ckpt = run / train.CHECKPOINT
+    ckpt = run / checkpoints.CHECKPOINT
     ckpt.write_bytes(ckpt.read_bytes()[:200])
     with pytest.raises(CheckpointError, match="cannot read checkpoint"):
         zoo.load("bmshj2018-factorized", 4)
@@ -149,14 +149,14 @@ def test_compressai_pretrained_is_wrapped(monkeypatch):
     what is tested is the wrapping (eval mode, update, header name, decodable bitstreams)."""
     import compressai.zoo.image
 
-    fake = models.create("mbt2018-mean", N=128, M=192).state_dict()
+    fake = codecs.create("mbt2018-mean", N=128, M=192).state_dict()
     monkeypatch.setattr(compressai.zoo.image, "load_state_dict_from_url", lambda *a, **k: fake)
     model = zoo.load("compressai:mbt2018-mean", 1)  # CompressAI's q1 has N=128, M=192
     assert model.nctutor["name"] == "compressai:mbt2018-mean" and not model.training
     x = data.kodak(1)[0][:, :64, :64]
-    blob = bitstream.encode_image(model, x, model.nctutor["name"], 1)
-    assert bitstream.read_header(blob).model == "compressai:mbt2018-mean"
-    assert bitstream.decode_image(blob, model).shape == (3, 64, 64)
+    blob = container.encode_image(model, x, model.nctutor["name"], 1)
+    assert container.read_header(blob).model == "compressai:mbt2018-mean"
+    assert container.decode_image(blob, model).shape == (3, 64, 64)
 
 
 def test_arguments_are_checked():

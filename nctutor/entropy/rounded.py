@@ -34,7 +34,7 @@ import constriction  # noqa: E402
 from compressai.entropy_models import GaussianConditional  # noqa: E402
 from compressai.models.google import get_scale_table  # noqa: E402
 
-from .symbolic import rounding as sym  # noqa: E402
+from ..symbolic import rounding as sym  # noqa: E402
 
 __all__ = [
     "DENSITIES",

@@ -13,11 +13,7 @@ quantized Gaussian instead, the bin masses of Eq. (17) of the code-space predict
 
 * :func:`encode_gaussian` / :func:`decode_gaussian`: integer symbols ↔ bytes, given per-symbol
   means and scales (both sides must pass bit-identical arrays);
-* :class:`ExactScaleHyperprior`, :class:`ExactMeanScaleHyperprior`: CompressAI's
-  ``bmshj2018-hyperprior`` and ``mbt2018-mean`` with ``compress``/``decompress`` replaced for
-  ``y`` (``z`` keeps CompressAI's ``EntropyBottleneck``); same ``{"strings": [y_strings,
-  z_strings], "shape"}`` layout and the same ``y_hat``, hence the same reconstruction;
-* :func:`exact`: a trained CompressAI model → its exact-coding twin (weights copied).
+* the codecs that use it are in :mod:`nctutor.codecs.exact`.
 
 Stream layout of one ``y`` string::
 
@@ -53,18 +49,10 @@ import zlib
 import constriction
 import numpy as np
 import torch
-from compressai.models import MeanScaleHyperprior, ScaleHyperprior
 
-from .bitstream import BitstreamError
+from ..errors import BitstreamError
 
-__all__ = [
-    "MAX_SPAN",
-    "encode_gaussian",
-    "decode_gaussian",
-    "ExactScaleHyperprior",
-    "ExactMeanScaleHyperprior",
-    "exact",
-]
+__all__ = ["MAX_SPAN", "encode_gaussian", "decode_gaussian"]
 
 #: Largest alphabet span ``hi - lo``: constriction must give each of the ``hi - lo + 1`` symbols
 #: at least one of its 2^24 probability units, and the leaked mass costs ``~span · 2^-24 / ln 2``
@@ -200,108 +188,3 @@ def decode_gaussian(blob: bytes, means, scales) -> torch.Tensor:
         raise BitstreamError("truncated or corrupted y stream, or decoded with other means or "
                              "scales than it was coded with (CRC mismatch)")
     return torch.from_numpy(q.astype(np.int32)).reshape(shape)
-
-
-# --------------------------------------------------------------------------- models
-
-
-class _ExactY:
-    """Codes ``y`` of a hyperprior model with :func:`encode_gaussian` (one string per image).
-
-    The symbols are CompressAI's: ``round(y - μ)`` (``μ = 0`` without means), coded with the
-    zero-mean Gaussian of scale ``max(σ, 0.11)`` — exactly the likelihood that ``forward``
-    computes and training minimizes (``GaussianConditional._likelihood``).
-    """
-
-    gaussian_conditional: torch.nn.Module
-
-    def _scales(self, scales_hat: torch.Tensor) -> torch.Tensor:
-        return self.gaussian_conditional.lower_bound_scale(scales_hat)
-
-    def _encode_y(self, y, scales_hat, means_hat=None) -> list[bytes]:
-        q = self.gaussian_conditional.quantize(y, "symbols", means_hat)
-        s = self._scales(scales_hat)
-        return [encode_gaussian(q[i], None, s[i]) for i in range(y.size(0))]
-
-    def _decode_y(self, strings, scales_hat, means_hat=None) -> torch.Tensor:
-        if len(strings) != scales_hat.size(0):
-            raise ValueError(f"{len(strings)} y strings for a batch of {scales_hat.size(0)}")
-        s = self._scales(scales_hat)
-        q = torch.stack([decode_gaussian(b, None, s[i]) for i, b in enumerate(strings)])
-        return self.gaussian_conditional.dequantize(q.to(scales_hat.device), means_hat,
-                                                    scales_hat.dtype)
-
-
-class ExactScaleHyperprior(_ExactY, ScaleHyperprior):
-    """``bmshj2018-hyperprior`` (Ballé et al. 2018) with ``y`` coded by :func:`encode_gaussian`.
-
-    Defined in book section "Transform coding with learned priors → Exact Gaussian coding".
-    """
-
-    def compress(self, x: torch.Tensor) -> dict:
-        y = self.g_a(x)
-        z = self.h_a(torch.abs(y))
-        z_strings = self.entropy_bottleneck.compress(z)
-        z_hat = self.entropy_bottleneck.decompress(z_strings, z.size()[-2:])
-        y_strings = self._encode_y(y, self.h_s(z_hat))
-        return {"strings": [y_strings, z_strings], "shape": z.size()[-2:]}
-
-    def decompress(self, strings: list, shape) -> dict:
-        if not isinstance(strings, list) or len(strings) != 2:
-            raise ValueError("strings must be [y_strings, z_strings]")
-        z_hat = self.entropy_bottleneck.decompress(strings[1], shape)
-        y_hat = self._decode_y(strings[0], self.h_s(z_hat))
-        return {"x_hat": self.g_s(y_hat).clamp_(0, 1)}
-
-
-class ExactMeanScaleHyperprior(_ExactY, MeanScaleHyperprior):
-    """``mbt2018-mean`` (Minnen et al. 2018) with ``y`` coded by :func:`encode_gaussian`.
-
-    Defined in book section "Transform coding with learned priors → Exact Gaussian coding".
-    """
-
-    def compress(self, x: torch.Tensor) -> dict:
-        y = self.g_a(x)
-        z = self.h_a(y)
-        z_strings = self.entropy_bottleneck.compress(z)
-        z_hat = self.entropy_bottleneck.decompress(z_strings, z.size()[-2:])
-        scales_hat, means_hat = self.h_s(z_hat).chunk(2, 1)
-        y_strings = self._encode_y(y, scales_hat, means_hat)
-        return {"strings": [y_strings, z_strings], "shape": z.size()[-2:]}
-
-    def decompress(self, strings: list, shape) -> dict:
-        if not isinstance(strings, list) or len(strings) != 2:
-            raise ValueError("strings must be [y_strings, z_strings]")
-        z_hat = self.entropy_bottleneck.decompress(strings[1], shape)
-        scales_hat, means_hat = self.h_s(z_hat).chunk(2, 1)
-        y_hat = self._decode_y(strings[0], scales_hat, means_hat)
-        return {"x_hat": self.g_s(y_hat).clamp_(0, 1)}
-
-
-#: CompressAI class → its exact-coding twin.
-EXACT_CLASSES: dict[type, type] = {
-    ScaleHyperprior: ExactScaleHyperprior,
-    MeanScaleHyperprior: ExactMeanScaleHyperprior,
-}
-
-
-def exact(model: torch.nn.Module) -> torch.nn.Module:
-    """The exact-coding twin of a CompressAI ``ScaleHyperprior`` or ``MeanScaleHyperprior``.
-
-    A new model of the matching ``Exact…`` class with ``model``'s state dict (weights and entropy
-    coder tables), on its device and in its train/eval mode; ``model`` is left unchanged, and
-    ``model.nctutor`` (see :func:`nctutor.zoo.load`) is copied with ``"coder": "exact"`` added.
-    Defined in book section "Transform coding with learned priors → Exact Gaussian coding".
-    """
-    cls = EXACT_CLASSES.get(type(model))
-    if cls is None:
-        known = ", ".join(c.__name__ for c in EXACT_CLASSES)
-        raise TypeError(f"exact() takes a {known}, got {type(model).__name__} (the factorized "
-                        f"prior has no Gaussian to code exactly)")
-    twin = cls(N=int(model.N), M=int(model.M))
-    twin.load_state_dict(model.state_dict())
-    param = next(model.parameters())
-    twin.to(param.device).train(model.training)
-    if hasattr(model, "nctutor"):
-        twin.nctutor = {**model.nctutor, "coder": "exact"}
-    return twin

@@ -12,15 +12,15 @@ import zlib
 import pytest
 import torch
 
-from nctutor import bitstream, data, models
-from nctutor.bitstream import BitstreamError
+from nctutor import codecs, container, data
+from nctutor.errors import BitstreamError
 
-ARCHS = list(models.ARCHITECTURES)
+ARCHS = list(codecs.ARCHITECTURES)
 
 
 def _tiny(arch, seed=0, N=8, M=8):
     torch.manual_seed(seed)
-    model = models.create(arch, N=N, M=M).eval()
+    model = codecs.create(arch, N=N, M=M).eval()
     model.update(force=True)
     return model
 
@@ -37,7 +37,7 @@ def crop():
 
 def _in_memory(model, arch, x):
     """What the model itself reconstructs from its own compress() output, cropped."""
-    xp = bitstream.pad_to_stride(x[None], models.STRIDES[arch])
+    xp = codecs.pad(x[None], codecs.STRIDES[arch])
     with torch.no_grad():
         out = model.compress(xp)
         x_hat = model.decompress(out["strings"], out["shape"])["x_hat"]
@@ -47,16 +47,16 @@ def _in_memory(model, arch, x):
 @pytest.mark.parametrize("arch", ARCHS)
 def test_round_trip_equals_in_memory_decompress(tiny_models, crop, arch):
     model = tiny_models[arch]
-    blob = bitstream.encode_image(model, crop, arch, 3, profile="smoke")
-    first = bitstream.decode_image(blob, model)
-    again = bitstream.decode_image(blob, model)
+    blob = container.encode_image(model, crop, arch, 3, profile="smoke")
+    first = container.decode_image(blob, model)
+    again = container.decode_image(blob, model)
     assert first.shape == crop.shape and first.dtype == torch.float32
     assert torch.equal(first, again)
     assert torch.equal(first, _in_memory(model, arch, crop))
-    h = bitstream.read_header(blob)
+    h = container.read_header(blob)
     assert (h.model, h.quality, h.profile, h.height, h.width) == (arch, 3, "smoke", 64, 80)
-    assert h.shape == bitstream.latent_shape(arch, 64, 80)
-    assert len(h.lengths) == bitstream.num_streams(arch)
+    assert h.shape == codecs.latent_shape(arch, 64, 80)
+    assert len(h.lengths) == codecs.num_streams(arch)
     assert h.header_size + h.payload_size == len(blob)
     assert (h.N, h.M) == (8, 8)
 
@@ -66,8 +66,8 @@ def test_odd_size_round_trip(tiny_models, arch):
     x = data.kodak(2)[1][:, 5:42, 11:102]  # 37×91: padded to the stride, cropped back
     assert x.shape == (3, 37, 91)
     model = tiny_models[arch]
-    blob = bitstream.encode_image(model, x, arch, 1)
-    y = bitstream.decode_image(blob, model)
+    blob = container.encode_image(model, x, arch, 1)
+    y = container.decode_image(blob, model)
     assert y.shape == (3, 37, 91)
     assert torch.equal(y, _in_memory(model, arch, x))
     assert 0 <= float(y.min()) and float(y.max()) <= 1
@@ -75,7 +75,7 @@ def test_odd_size_round_trip(tiny_models, arch):
 
 def test_replicate_padding():
     x = torch.arange(6.0).reshape(1, 1, 2, 3)
-    p = bitstream.pad_to_stride(x, 4)
+    p = codecs.pad(x, 4)
     assert p.shape == (1, 1, 4, 4)
     assert torch.equal(p[0, 0, :2, :3], x[0, 0])
     assert torch.equal(p[0, 0, :, 3], torch.tensor([2.0, 5.0, 5.0, 5.0]))
@@ -89,10 +89,10 @@ def test_same_bits_and_pixels_at_any_thread_count(tiny_models, crop, arch):
     try:
         for n in (1, 2):
             torch.set_num_threads(n)
-            blobs[n] = bitstream.encode_image(model, crop, arch, 3)
+            blobs[n] = container.encode_image(model, crop, arch, 3)
         for n in (1, 2):
             torch.set_num_threads(n)
-            images[n] = bitstream.decode_image(blobs[2], model)
+            images[n] = container.decode_image(blobs[2], model)
     finally:
         torch.set_num_threads(threads)
     assert blobs[1] == blobs[2]
@@ -100,30 +100,30 @@ def test_same_bits_and_pixels_at_any_thread_count(tiny_models, crop, arch):
 
 
 def test_wrong_model_is_refused(tiny_models, crop):
-    blob = bitstream.encode_image(tiny_models["mbt2018-mean"], crop, "mbt2018-mean", 3)
+    blob = container.encode_image(tiny_models["mbt2018-mean"], crop, "mbt2018-mean", 3)
     with pytest.raises(BitstreamError, match="wrong model.*mbt2018-mean"):
-        bitstream.decode_image(blob, tiny_models["bmshj2018-hyperprior"])
+        container.decode_image(blob, tiny_models["bmshj2018-hyperprior"])
     with pytest.raises(BitstreamError, match="N=8, M=8"):
-        bitstream.decode_image(blob, _tiny("mbt2018-mean", N=8, M=16))
+        container.decode_image(blob, _tiny("mbt2018-mean", N=8, M=16))
     with pytest.raises(BitstreamError, match="other weights"):  # same shape, other training
-        bitstream.decode_image(blob, _tiny("mbt2018-mean", seed=1))
+        container.decode_image(blob, _tiny("mbt2018-mean", seed=1))
 
 
 def test_encoder_checks_its_arguments(tiny_models, crop):
     model = tiny_models["bmshj2018-factorized"]
     with pytest.raises(ValueError, match="shape"):
-        bitstream.encode_image(model, crop[:1], "bmshj2018-factorized", 3)
+        container.encode_image(model, crop[:1], "bmshj2018-factorized", 3)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        bitstream.encode_image(model, crop * 2, "bmshj2018-factorized", 3)
+        container.encode_image(model, crop * 2, "bmshj2018-factorized", 3)
     with pytest.raises(TypeError):
-        bitstream.encode_image(model, (crop * 255).to(torch.uint8), "bmshj2018-factorized", 3)
+        container.encode_image(model, (crop * 255).to(torch.uint8), "bmshj2018-factorized", 3)
     with pytest.raises(ValueError, match="quality"):
-        bitstream.encode_image(model, crop, "bmshj2018-factorized", 9)
+        container.encode_image(model, crop, "bmshj2018-factorized", 9)
     with pytest.raises(ValueError, match="not a mbt2018-mean"):
-        bitstream.encode_image(model, crop, "mbt2018-mean", 3)
-    untrained = models.create("bmshj2018-factorized", N=8, M=8).eval()
+        container.encode_image(model, crop, "mbt2018-mean", 3)
+    untrained = codecs.create("bmshj2018-factorized", N=8, M=8).eval()
     with pytest.raises(ValueError, match="update"):
-        bitstream.encode_image(untrained, crop, "bmshj2018-factorized", 3)
+        container.encode_image(untrained, crop, "bmshj2018-factorized", 3)
 
 
 def _refit_crc(blob: bytes, header_size: int) -> bytes:
@@ -132,7 +132,7 @@ def _refit_crc(blob: bytes, header_size: int) -> bytes:
     return blob[: header_size - 4] + struct.pack(">I", crc) + blob[header_size:]
 
 
-def _variants(blob: bytes, h: bitstream.Header, png: bytes) -> list[tuple[str, bytes]]:
+def _variants(blob: bytes, h: container.Header, png: bytes) -> list[tuple[str, bytes]]:
     rng = random.Random(1234)
     out = []
 
@@ -150,8 +150,8 @@ def _variants(blob: bytes, h: bitstream.Header, png: bytes) -> list[tuple[str, b
         ps = rng.sample(range(len(blob)), rng.randrange(2, 9))
         out.append((f"bytes {sorted(ps)}", flip(blob, ps)))
     # truncation at every field boundary of the header, inside the payload, one byte short
-    name_end = bitstream._FIXED.size + len(h.model) + len(h.profile)
-    cuts = {0, 1, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 28, 29, 30, bitstream._FIXED.size + 1,
+    name_end = container._FIXED.size + len(h.model) + len(h.profile)
+    cuts = {0, 1, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 28, 29, 30, container._FIXED.size + 1,
             name_end, name_end + 2, hs - 4, hs - 1, hs, hs + 1, hs + h.lengths[0],
             (hs + len(blob)) // 2, len(blob) - 1}
     for c in sorted(cuts):
@@ -188,8 +188,8 @@ def _variants(blob: bytes, h: bitstream.Header, png: bytes) -> list[tuple[str, b
 
 def test_200_damaged_files_raise_bitstream_error_fast(tiny_models, crop, monkeypatch):
     model = tiny_models["mbt2018-mean"]
-    blob = bitstream.encode_image(model, crop, "mbt2018-mean", 3, profile="smoke")
-    h = bitstream.read_header(blob)
+    blob = container.encode_image(model, crop, "mbt2018-mean", 3, profile="smoke")
+    h = container.read_header(blob)
     png = data.path("kodak/kodim23.png").read_bytes()[:3000]
     variants = _variants(blob, h, png)
     assert len(variants) == 200 and len({v for _, v in variants}) == 200
@@ -199,7 +199,7 @@ def test_200_damaged_files_raise_bitstream_error_fast(tiny_models, crop, monkeyp
     for what, bad in variants:
         tic = time.perf_counter()
         with pytest.raises(BitstreamError):
-            bitstream.decode_image(bad, model)
+            container.decode_image(bad, model)
         times.append(time.perf_counter() - tic)
         assert times[-1] < 1.0, what
     assert calls == []  # refused before the entropy decoder or any tensor was touched
@@ -208,9 +208,9 @@ def test_200_damaged_files_raise_bitstream_error_fast(tiny_models, crop, monkeyp
 
 
 def test_forged_messages_say_what_is_wrong(tiny_models, crop):
-    blob = bitstream.encode_image(tiny_models["bmshj2018-factorized"], crop,
+    blob = container.encode_image(tiny_models["bmshj2018-factorized"], crop,
                                   "bmshj2018-factorized", 2)
-    hs = bitstream.read_header(blob).header_size
+    hs = container.read_header(blob).header_size
     cases = {
         "bad magic": b"\x89PNG" + blob[4:],
         "truncated": blob[:-1],
@@ -221,7 +221,7 @@ def test_forged_messages_say_what_is_wrong(tiny_models, crop):
     }
     for message, bad in cases.items():
         with pytest.raises(BitstreamError, match=message):
-            bitstream.read_header(bad)
+            container.read_header(bad)
     assert isinstance(BitstreamError("x"), ValueError)
 
 
@@ -234,12 +234,12 @@ def test_large_clic_image_memory(tmp_path):
         from nctutor import bitstream, data, models
         x = data.clic()[0]
         torch.manual_seed(0)
-        m = models.create("mbt2018-mean", N=16, M=24).eval(); m.update(force=True)
+        m = codecs.create("mbt2018-mean", N=16, M=24).eval(); m.update(force=True)
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         t0 = time.perf_counter()
-        blob = bitstream.encode_image(m, x, "mbt2018-mean", 3)
+        blob = container.encode_image(m, x, "mbt2018-mean", 3)
         t1 = time.perf_counter()
-        y = bitstream.decode_image(blob, m)
+        y = container.decode_image(blob, m)
         t2 = time.perf_counter()
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         print(json.dumps({"shape": list(y.shape), "in": list(x.shape), "bytes": len(blob),

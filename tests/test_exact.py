@@ -6,8 +6,10 @@ import scipy.stats
 import torch
 from compressai.models import MeanScaleHyperprior, ScaleHyperprior
 
-from nctutor import coding, data, models
-from nctutor.bitstream import BitstreamError
+from nctutor import codecs, data
+from nctutor.codecs import exact as exact_mod
+from nctutor.entropy import gaussian
+from nctutor.errors import BitstreamError
 
 ARCHS = ["mbt2018-mean", "bmshj2018-hyperprior"]
 
@@ -16,7 +18,7 @@ def _tiny(arch: str, gain: float = 100.0) -> torch.nn.Module:
     """An untrained N=M=8 model whose analysis output is amplified: y spans dozens of integers
     (an untrained g_a gives |y| < 0.5, i.e. only zeros, which would test nothing)."""
     torch.manual_seed(0)
-    model = models.create(arch, N=8, M=8)
+    model = codecs.create(arch, N=8, M=8)
     with torch.no_grad():
         model.g_a[-1].weight.mul_(gain)
         model.g_a[-1].bias.mul_(gain)
@@ -39,7 +41,7 @@ def pair(request):
     """(CompressAI model, its exact twin), both updated."""
     model = _tiny(request.param)
     model.update(force=True)
-    return model, coding.exact(model)
+    return model, exact_mod.exact(model)
 
 
 # --------------------------------------------------------------------------- the coder
@@ -53,8 +55,8 @@ def test_round_trip_with_far_tails():
     q = np.rint(means + scales * rng.standard_normal(n)).astype(np.int64)
     q[:3] = [-40_000, 35_000, 1]  # far outside any Gaussian tail: P ≈ 0, still coded
     scales[:3] = 0.11
-    blob = coding.encode_gaussian(q, means, scales)
-    out = coding.decode_gaussian(blob, means, torch.tensor(scales).reshape(50, 100))
+    blob = gaussian.encode_gaussian(q, means, scales)
+    out = gaussian.decode_gaussian(blob, means, torch.tensor(scales).reshape(50, 100))
     assert out.shape == (50, 100) and out.dtype == torch.int32
     assert np.array_equal(out.numpy().ravel(), q)
 
@@ -69,40 +71,40 @@ def test_bits_match_the_ideal_code_length():
     q = np.rint(means + scales * rng.standard_normal(n)).astype(np.int64)
     ideal = -np.log2(scipy.stats.norm.cdf((q + 0.5 - means) / scales)
                      - scipy.stats.norm.cdf((q - 0.5 - means) / scales)).sum()
-    bits = 8 * len(coding.encode_gaussian(q, means, scales))
+    bits = 8 * len(gaussian.encode_gaussian(q, means, scales))
     assert ideal * 0.998 - 8 < bits < ideal * 1.002 + 16 * 8
 
 
 def test_constant_symbols_and_float_input():
     scales = torch.full((3, 4), 0.5)
     for q in (torch.zeros(3, 4), torch.full((3, 4), 7.0)):
-        blob = coding.encode_gaussian(q, None, scales)
-        assert torch.equal(coding.decode_gaussian(blob, None, scales), q.int())
+        blob = gaussian.encode_gaussian(q, None, scales)
+        assert torch.equal(gaussian.decode_gaussian(blob, None, scales), q.int())
 
 
 def test_argument_errors():
     s = np.ones(4)
     with pytest.raises(ValueError, match="integer values"):
-        coding.encode_gaussian(np.array([0.5, 1, 2, 3]), None, s)
+        gaussian.encode_gaussian(np.array([0.5, 1, 2, 3]), None, s)
     with pytest.raises(ValueError, match="scales must be finite and > 0"):
-        coding.encode_gaussian(np.arange(4), None, np.array([1, 0, 1, 1.0]))
+        gaussian.encode_gaussian(np.arange(4), None, np.array([1, 0, 1, 1.0]))
     with pytest.raises(ValueError, match="4 entries, scales 3"):
-        coding.encode_gaussian(np.arange(4), None, np.ones(3))
+        gaussian.encode_gaussian(np.arange(4), None, np.ones(3))
     with pytest.raises(ValueError, match="means has 2 entries"):
-        coding.encode_gaussian(np.arange(4), np.zeros(2), s)
+        gaussian.encode_gaussian(np.arange(4), np.zeros(2), s)
     with pytest.raises(ValueError, match="MAX_SPAN"):
-        coding.encode_gaussian(np.array([0, coding.MAX_SPAN + 1, 0, 0]), None, s)
+        gaussian.encode_gaussian(np.array([0, gaussian.MAX_SPAN + 1, 0, 0]), None, s)
     with pytest.raises(TypeError, match="scales must be a tensor"):
-        coding.encode_gaussian(np.arange(4), None, [1.0] * 4)
+        gaussian.encode_gaussian(np.arange(4), None, [1.0] * 4)
     with pytest.raises(TypeError, match="exact"):
-        coding.exact(models.create("bmshj2018-factorized", N=8, M=8))
+        exact_mod.exact(codecs.create("bmshj2018-factorized", N=8, M=8))
 
 
 def test_damaged_streams_raise():
     rng = np.random.default_rng(2)
     scales = np.exp(rng.uniform(-1, 3, 3000))
     q = np.rint(scales * rng.standard_normal(3000)).astype(np.int64)
-    blob = coding.encode_gaussian(q, None, scales)
+    blob = gaussian.encode_gaussian(q, None, scales)
     bad = [blob[:-4], blob[:-8], blob[:-1], blob[: len(blob) // 2], blob[:6], blob[:1], b"",
            blob + b"\0\0\0\0", blob + b"\x01\0\0\0"]
     for i in (0, 1, 2, 3, 10, len(blob) // 2, len(blob) - 5):  # one flipped bit anywhere
@@ -111,9 +113,9 @@ def test_damaged_streams_raise():
         bad.append(bytes(b))
     for b in bad:
         with pytest.raises(BitstreamError):
-            coding.decode_gaussian(b, None, scales)
+            gaussian.decode_gaussian(b, None, scales)
     with pytest.raises(BitstreamError, match="CRC"):  # the decoder's scales differ slightly
-        coding.decode_gaussian(blob, None, scales * (1 + 1e-6))
+        gaussian.decode_gaussian(blob, None, scales * (1 + 1e-6))
 
 
 # --------------------------------------------------------------------------- the models
@@ -121,7 +123,7 @@ def test_damaged_streams_raise():
 
 def test_exact_twin_is_a_drop_in(pair, crop):
     model, twin = pair
-    assert type(twin) is coding.EXACT_CLASSES[type(model)]
+    assert type(twin) is exact_mod.EXACT_CLASSES[type(model)]
     assert isinstance(twin, ScaleHyperprior | MeanScaleHyperprior) and not twin.training
     for a, b in zip(model.state_dict().values(), twin.state_dict().values(), strict=True):
         assert torch.equal(a, b)

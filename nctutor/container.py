@@ -25,7 +25,7 @@ Layout (all integers big-endian)::
     …       …     payload: the n streams, concatenated
 
 Padding: the image is padded on the right and bottom to a multiple of the model's stride
-(:data:`nctutor.models.STRIDES`) by *replicating* its last row and column (a flat border costs
+(:data:`nctutor.codecs.STRIDES`) by *replicating* its last row and column (a flat border costs
 fewer bits than a black one); the decoder crops the first H rows and W columns back.
 
 Robustness: :func:`read_header` checks the magic, version, every field's range, that the latent
@@ -43,15 +43,15 @@ encoding and decoding add about 0.15-0.25 GB to the ~1.2 GB that importing torch
 
 from __future__ import annotations
 
-import math
 import struct
 import zlib
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
-from . import models
+from . import codecs
+from .codecs import architecture_of, latent_shape, model_fingerprint, num_streams
+from .errors import BitstreamError
 
 MAGIC = b"NCT1"
 VERSION = 1
@@ -59,18 +59,9 @@ PAD_REPLICATE = 0
 MAX_SIDE = 16384
 MAX_PIXELS = 50_000_000
 MAX_NAME = 48
-COMPRESSAI_PREFIX = "compressai:"
 
 _FIXED = struct.Struct(">4sBBBBIIHHHHIBB")  # everything up to the two names
 _U32 = struct.Struct(">I")
-
-
-class BitstreamError(ValueError):
-    """A compressed file cannot be decoded: truncated, corrupted, foreign, unsupported, implausible,
-    or made by another model. The message says which.
-
-    Defined in book section *Transform coding with learned priors → Real bitstreams*.
-    """
 
 
 @dataclass(frozen=True)
@@ -120,72 +111,6 @@ class Header:
         return sum(self.lengths)
 
 
-# --------------------------------------------------------------------------- model facts
-
-
-def architecture_of(name: str) -> str:
-    """The architecture (a key of :data:`nctutor.models.ARCHITECTURES`) of a model name.
-
-    A helper of the file format of book section *Transform coding with learned priors → Real
-    bitstreams*; no page calls it.
-    """
-    return models.canonical_name(name.removeprefix(COMPRESSAI_PREFIX))
-
-
-def num_streams(arch: str) -> int:
-    """How many strings ``compress()`` returns: 1 for the factorized prior, 2 with a hyperprior.
-
-    Described in book section *Transform coding with learned priors → How CompressAI implements
-    them*; a check of the file format of its section *Real bitstreams*; no page calls it.
-    """
-    return 1 if arch == "bmshj2018-factorized" else 2
-
-
-def latent_shape(arch: str, height: int, width: int) -> tuple[int, int]:
-    """The ``shape`` that ``compress()`` returns for an ``height×width`` image: ``y``'s for the
-    factorized prior (stride 16), ``z``'s for the hyperpriors (stride 64).
-
-    A check of the file format of book section *Transform coding with learned priors → Real
-    bitstreams*; no page calls it.
-    """
-    s = models.STRIDES[arch]
-    return math.ceil(height / s), math.ceil(width / s)
-
-
-def _architecture_of_model(model: torch.nn.Module) -> str:
-    for name, cls in models.ARCHITECTURES.items():
-        if type(model) is cls:
-            return name
-    raise TypeError(
-        f"model must be one of {', '.join(c.__name__ for c in models.ARCHITECTURES.values())}, "
-        f"got {type(model).__name__}"
-    )
-
-
-def model_fingerprint(model: torch.nn.Module) -> int:
-    """CRC32 of the integer CDF tables of every entropy model of ``model`` (after ``update()``).
-
-    Encoder and decoder must use *identical* tables, or arithmetic decoding yields garbage: the
-    fingerprint in the header lets the decoder refuse a model with other weights (another quality,
-    another training run) instead of producing a wrong image. The CRC32 *fingerprint* of book
-    section *Transform coding with learned priors → Real bitstreams*; no page calls it.
-    """
-    from compressai.entropy_models import EntropyModel
-
-    crc = 0
-    found = False
-    for _, module in model.named_modules():
-        if isinstance(module, EntropyModel):
-            if module._offset.numel() == 0:
-                raise ValueError("the model's entropy coders are not ready: call model.update()")
-            for t in (module._quantized_cdf, module._offset, module._cdf_length):
-                crc = zlib.crc32(t.detach().cpu().to(torch.int32).numpy().tobytes(), crc)
-            found = True
-    if not found:
-        raise TypeError(f"{type(model).__name__} has no entropy models")
-    return crc
-
-
 # --------------------------------------------------------------------------- header
 
 
@@ -223,7 +148,7 @@ def read_header(blob: bytes) -> Header:
                              f"version {VERSION})")
     if padding != PAD_REPLICATE:
         raise BitstreamError(f"corrupted file: unknown padding mode {padding}")
-    if not 1 <= quality <= len(models.LAMBDAS):
+    if not 1 <= quality <= len(codecs.LAMBDAS):
         raise BitstreamError(f"corrupted file: quality {quality} is not in 1..8")
     if not (1 <= name_len <= MAX_NAME and profile_len <= MAX_NAME):
         raise BitstreamError("corrupted file: implausible model or profile name length")
@@ -264,17 +189,6 @@ def read_header(blob: bytes) -> Header:
 # --------------------------------------------------------------------------- encode / decode
 
 
-def pad_to_stride(x: torch.Tensor, stride: int) -> torch.Tensor:
-    """Pad ``(B, C, H, W)`` on the right and bottom to multiples of ``stride`` by replication.
-
-    The padding rule of book section *Transform coding with learned priors → Real bitstreams*
-    (called by :func:`encode_image`); no page calls it directly.
-    """
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % stride, (-w) % stride
-    return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
-
-
 @torch.no_grad()
 def encode_image(model: torch.nn.Module, x: torch.Tensor, model_name: str, quality: int,
                  profile: str = "") -> bytes:
@@ -295,9 +209,9 @@ def encode_image(model: torch.nn.Module, x: torch.Tensor, model_name: str, quali
     if not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
         raise ValueError("x must hold finite values in [0, 1]")
     arch = architecture_of(model_name)
-    if _architecture_of_model(model) != arch:
+    if codecs.architecture_of_model(model) != arch:
         raise ValueError(f"model is a {type(model).__name__}, not a {arch}")
-    models.lmbda(quality)  # validates quality
+    codecs.lmbda(quality)  # validates quality
     for s, what in ((model_name, "model_name"), (profile, "profile")):
         if not (len(s) <= MAX_NAME and all(0x21 <= ord(c) < 0x7F for c in s)):
             raise ValueError(f"{what} must be printable ASCII without spaces, at most {MAX_NAME}")
@@ -311,7 +225,7 @@ def encode_image(model: torch.nn.Module, x: torch.Tensor, model_name: str, quali
         raise ValueError("model must be in eval mode (call model.eval())")
     fingerprint = model_fingerprint(model)
     device = next(model.parameters()).device
-    xp = pad_to_stride(x[None].to(device), models.STRIDES[arch])
+    xp = codecs.pad(x[None].to(device), codecs.STRIDES[arch])
     out = model.compress(xp)
     streams = [bytes(s[0]) for s in out["strings"]]
     shape = tuple(int(v) for v in out["shape"])
@@ -339,7 +253,7 @@ def decode_image(blob: bytes, model: torch.nn.Module) -> torch.Tensor:
     Defined in book section *Transform coding with learned priors → Real bitstreams*.
     """
     h = read_header(blob)
-    arch = _architecture_of_model(model)
+    arch = codecs.architecture_of_model(model)
     if arch != h.architecture:
         raise BitstreamError(f"wrong model: the file was written by {h.model}, the decoder "
                              f"is a {arch}")
@@ -358,4 +272,4 @@ def decode_image(blob: bytes, model: torch.nn.Module) -> torch.Tensor:
         streams.append(bytes(blob[pos : pos + n]))
         pos += n
     x_hat = model.decompress([[s] for s in streams], h.shape)["x_hat"]
-    return x_hat[0, :, : h.height, : h.width].clamp(0, 1).cpu()
+    return codecs.crop(x_hat[0], h.height, h.width).clamp(0, 1).cpu()

@@ -1,0 +1,165 @@
+"""Maintainer jobs: exporting trained weights into the package, and writing their reports.
+
+Not on the path a student reads: what fills ``nctutor/weights`` (see its README.md). Chapter
+*Transform coding with learned priors → How this book uses them* shows what these write.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from . import __version__, codecs, rd, zoo
+from .checkpoints import (
+    CHECKPOINT,
+    MANIFEST,
+    WEIGHTS_DIR,
+    WEIGHTS_FORMAT,
+    load_checkpoint,
+)
+from .errors import CheckpointError
+from .files import atomic_write, sha256
+from .train import TrainResult
+
+
+def export(result_or_run_dir: TrainResult | str | os.PathLike, name: str, quality: int,
+           out_dir: str | os.PathLike, half: bool = True) -> Path:
+    """Write ``<out_dir>/<name>-q<Q>.pt`` (weights only, fp16 where ``half``) and its manifest
+    ``<name>-q<Q>.json`` (settings, training summary, SHA-256): what the package ships.
+
+    ``result_or_run_dir`` is a :class:`~nctutor.train.TrainResult` or a finished run folder.
+    The entropy models' parameters stay in fp32 (they are small and set the probabilities); only
+    the transforms are halved. Their integer CDF tables are written empty, as in a model never
+    updated: :func:`nctutor.zoo.load_exported` rebuilds them from the parameters
+    (``update(force=True)``), so stored ones would only add bytes, or go stale once training
+    moves the parameters.
+    Returns the ``.pt`` path.
+    A maintainer's tool (it fills ``nctutor/weights``) for the chapter *Transform coding with
+    learned priors*; no page calls it.
+    """
+    arch = codecs.canonical_name(name)
+    codecs.lmbda(quality)
+    if isinstance(result_or_run_dir, TrainResult):
+        state, manifest = result_or_run_dir.model.state_dict(), result_or_run_dir.manifest
+    else:
+        run = Path(result_or_run_dir)
+        ckpt = load_checkpoint(run / CHECKPOINT)
+        try:
+            manifest = json.loads((run / MANIFEST).read_text())
+        except (OSError, ValueError) as e:
+            raise CheckpointError(f"cannot read {run / MANIFEST}: {e}") from e
+        state = ckpt["model"]
+    settings = manifest.get("settings", {})
+    if settings.get("model") != arch or settings.get("quality") != quality:
+        raise ValueError(f"the run is {settings.get('model')} q{settings.get('quality')}, "
+                         f"not {arch} q{quality}")
+
+    def keep_fp32(key: str) -> bool:
+        return key.startswith(("entropy_bottleneck.", "gaussian_conditional."))
+
+    def rebuilt_at_load(key: str) -> bool:
+        return keep_fp32(key) and key.endswith(("._quantized_cdf", "._offset", "._cdf_length"))
+
+    out = {}
+    for k, v in state.items():
+        v = v.detach().cpu()
+        if rebuilt_at_load(k):
+            v = v.new_zeros(0)
+        elif half and v.is_floating_point() and not keep_fp32(k):
+            h = v.half()
+            v = h if torch.isfinite(h).all() else v  # a value beyond fp16's range stays fp32
+        out[k] = v.clone()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    file = out_dir / f"{arch}-q{quality}.pt"
+    atomic_write(file, lambda tmp: torch.save({"format": WEIGHTS_FORMAT, "model": out}, tmp))
+    man = {
+        "format": WEIGHTS_FORMAT, "model": arch, "quality": quality,
+        "profile": settings.get("profile"), "N": settings.get("N"), "M": settings.get("M"),
+        "lmbda": settings.get("lmbda"), "dtype": "float16" if half else "float32",
+        "sha256": sha256(file), "bytes": file.stat().st_size,
+        "steps": manifest.get("steps"), "seconds": manifest.get("seconds"),
+        "final": manifest.get("final", {}), "settings": settings, "data": manifest.get("data"),
+        "nctutor_version": __version__, "torch_version": torch.__version__,
+    }
+    atomic_write(file.with_suffix(".json"), json.dumps(man, indent=2))
+    return file
+
+
+#: What the shipped family is compared with in its report (:func:`report`): the classic codecs
+#: measured live with Pillow / pillow-heif on all 24 Kodak images, and CompressAI's published
+#: curve of the same architecture (fully trained by CompressAI, N=128/192, M=192/320).
+REPORT_ANCHORS = {
+    "JPEG": "classic-kodak-pillow/jpeg",
+    "WebP": "classic-kodak-pillow/webp",
+    "AVIF": "classic-kodak-pillow/avif",
+    "HEIC (x265)": "classic-kodak-pillow/heif",
+    "CompressAI (published)": "compressai-{name}_mse_cpu",
+}
+
+
+def family_bd_rates(curve, name: str) -> dict[str, dict]:
+    """BD-rate (%, PSNR) and BD-PSNR (dB) of ``curve`` against each of :data:`REPORT_ANCHORS`,
+    with the PSNR range the two curves share (negative BD-rate: ``curve`` needs fewer bits).
+
+    Used by :func:`report`; shown in the notebook *Rate-distortion curves of three learned
+    codecs → The shipped weights*.
+    """
+    out = {}
+    for label, ref in REPORT_ANCHORS.items():
+        anchor = rd.reference_curve(ref.format(name=name))
+        lo = max(min(anchor.psnr), min(curve.psnr))
+        hi = min(max(anchor.psnr), max(curve.psnr))
+        out[label] = {"reference": ref.format(name=name),
+                      "bd_rate": round(rd.bd_rate(anchor, curve, min_overlap=0), 2),
+                      "bd_psnr": round(rd.bd_psnr(anchor, curve, min_overlap=0), 3),
+                      "shared_psnr_db": [round(lo, 2), round(hi, 2)]}
+    return out
+
+
+def report(name: str, weights_dir: str | os.PathLike | None = None, images=None,
+           progress: bool = True) -> dict:
+    """Evaluate the shipped weights of ``name`` (all their qualities) on Kodak with real
+    bitstreams and write the family's report: ``<weights_dir>/<name>-kodak.json`` (CompressAI's
+    results format, plus per-image records and :func:`family_bd_rates`), and each manifest's
+    ``kodak`` entry (its own point and the family's BD-rates).
+
+    A maintainer's tool run after :func:`export` (see ``nctutor/weights/README.md``); the notebook
+    *Rate-distortion curves of three learned codecs → The shipped weights* reads what it writes.
+    """
+    from tqdm.auto import tqdm
+
+    from . import data
+    wdir = Path(weights_dir or WEIGHTS_DIR)
+    arch = codecs.canonical_name(name)
+    family = {q: man for (n, q), man in zoo.shipped(wdir).items() if n == arch}
+    if len(family) < 2:
+        raise ValueError(f"{wdir} holds {len(family)} weights of {arch}; a report needs two")
+    images = data.kodak() if images is None else images
+    points = {}
+    for q in tqdm(family, desc=f"{arch} on Kodak", disable=not progress):
+        model = zoo.load_exported(wdir / f"{arch}-q{q}.pt")
+        points[q] = rd.evaluate_model(model, images, name=f"{arch} q{q}", quality=q)
+    profiles = sorted({man["profile"] for man in family.values()})
+    label = f"nctutor {arch} (shipped, {'/'.join(profiles)})"
+    curve = rd.join(list(points.values()), name=label,
+                        description=f"nctutor.zoo.report: shipped weights {arch} q{list(family)}, "
+                                    f"{len(images)} Kodak images, real bitstreams, "
+                                    f"torch {torch.__version__}, nctutor {__version__}")
+    bd = family_bd_rates(curve, arch)
+    doc = rd.to_compressai_json(curve)
+    doc["results"]["quality"] = [int(q) for q in curve.qualities]
+    doc["records"] = curve.records
+    doc["bd_rate_psnr"] = bd
+    atomic_write(wdir / f"{arch}-kodak.json", json.dumps(doc, indent=2))
+    for q, man in family.items():
+        p = points[q]
+        man["kodak"] = {"images": len(images), "bpp": p.bpp[0], "psnr": p.psnr[0],
+                        "ms_ssim": p.ms_ssim[0] if p.ms_ssim else None,
+                        "family_bd_rate_psnr": {k: v["bd_rate"] for k, v in bd.items()},
+                        "report": f"{arch}-kodak.json"}
+        atomic_write(wdir / f"{arch}-q{q}.json", json.dumps(man, indent=2))
+    return doc
