@@ -10,16 +10,20 @@ For each model and Kodak image this measures three codecs that share the same tr
 * **CompressAI**: the same CompressAI class (from ``compressai.registry.MODELS``) built directly
   at the same widths, the same state dict loaded, ``update(force=True)``, ``compress`` /
   ``decompress`` called on the padded image — the file format's cost is ``ours / CompressAI``;
-* **exact**: :func:`nctutor.codecs.exact.exact` of it (hyperprior models only): ``y`` coded with the
-  exact per-symbol Gaussian, ``z`` as before.
+* **exact** (hyperprior models only): the real exact-coded file, ``encode_image(…,
+  coder="exact")`` / ``decode_image`` with the twin :func:`nctutor.codecs.exact.exact` of the
+  CompressAI model, made once outside the timings: ``y`` coded with the exact per-symbol
+  Gaussian, ``z`` as before; its decoder runs ``h_s`` and ``g_s`` on one thread (see
+  :mod:`nctutor.codecs.exact`), which its timings include.
 
 Each timing is the median of ``repeat`` runs after one warm-up run. The *coding overhead* of a
 coder is ``bits / (-Σ log2 likelihood) - 1``, the likelihoods of the model's ``forward`` in eval
-mode (``y`` rounded as the coders round it): what the coder spends over an ideal entropy coder
-for the same model. It is given over all streams (``z`` included) and for ``y`` alone. The exact
-coder's overhead can be negative: it folds the tails beyond the image's own symbol range into the
-two end symbols (see :mod:`nctutor.entropy.gaussian`), which beats ``-Σ log2 likelihood`` when
-the predicted scales are too wide, as with a barely trained model.
+mode (``y`` rounded as the coders round it), and ``bits`` counts the entropy-coded streams (the
+file's header excluded): what the coder spends over an ideal entropy coder for the same model.
+It is given over all streams (``z`` included) and for ``y`` alone. The exact coder's overhead
+can be negative: it folds the tails beyond the image's own symbol range into the two end symbols
+(see :mod:`nctutor.entropy.gaussian`), which beats ``-Σ log2 likelihood`` when the predicted
+scales are too wide, as with a barely trained model.
 """
 
 from __future__ import annotations
@@ -68,7 +72,8 @@ class BenchRow:
     Times are milliseconds (median of the repeats); ``*_ratio`` is ours / CompressAI; bits are
     of the streams only (``file_bytes`` is the whole ``.nct`` file); ``ideal_*`` is
     ``-Σ log2 likelihood``; ``overhead_*`` is ``bits / ideal - 1``. Exact-coder fields are NaN for
-    the factorized prior.
+    the factorized prior. Printed by :func:`table` in book section "Transform coding with learned
+    priors → How fast, how close to the entropy".
     """
 
     model: str
@@ -131,7 +136,8 @@ def time_ms(fns: dict[str, Callable[[], object]], repeat: int,
     round; returns ``{name: (ms, result of its last run)}``.
 
     The functions take turns within each round, so a machine that slows down or speeds up during
-    the benchmark (other processes, CPU frequency) affects all of them alike."""
+    the benchmark (other processes, CPU frequency) affects all of them alike. Used by
+    :func:`bench_image`; no page calls it."""
     results = {name: fn() for name, fn in fns.items()}  # warm-up: allocations, kernels, caches
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeat):
@@ -146,7 +152,8 @@ def time_ms(fns: dict[str, Callable[[], object]], repeat: int,
 
 def compressai_twin(model: torch.nn.Module, arch: str) -> torch.nn.Module:
     """The CompressAI class of ``arch`` (``compressai.registry.MODELS``) built directly at
-    ``model``'s widths, with its state dict, in eval mode, ``update(force=True)``."""
+    ``model``'s widths, with its state dict, in eval mode, ``update(force=True)``. Used by
+    :func:`bench_image`; no page calls it."""
     from compressai.registry import MODELS
 
     twin = MODELS[arch](N=int(model.N), M=int(model.M))
@@ -161,7 +168,8 @@ def bench_image(model: torch.nn.Module, x: torch.Tensor, name: str, image: str =
                 repeat: int = 3, quality: int | None = None, profile: str = "") -> BenchRow:
     """Benchmark one model (eval mode, updated) on one image ``(3, H, W)``: see the module
     docstring. Every round trip is checked (ours and exact decode to the same image as
-    CompressAI, up to the last float bit that ``g_s`` may change)."""
+    CompressAI, up to the last float bits that ``g_s`` may change between thread counts).
+    Used by :func:`run`; no page calls it."""
     if repeat < 1:
         raise ValueError(f"repeat must be at least 1, got {repeat}")
     arch = codecs.canonical_name(name)
@@ -172,18 +180,19 @@ def bench_image(model: torch.nn.Module, x: torch.Tensor, name: str, image: str =
     xp = codecs.pad(x[None].to(device), codecs.STRIDES[arch])
 
     cai = compressai_twin(model, arch)
-    ex = exact(cai) if type(cai) in EXACT_CLASSES else None
+    ex = exact(cai) if codecs.ARCHITECTURES[arch] in EXACT_CLASSES else None
     encoders = {"ours": lambda: container.encode_image(model, x, arch, quality, profile),
                 "cai": lambda: cai.compress(xp)}
     if ex is not None:
-        encoders["exact"] = lambda: ex.compress(xp)
+        encoders["exact"] = lambda: container.encode_image(ex, x, arch, quality, profile,
+                                                           coder="exact")
     enc = time_ms(encoders, repeat, device)
     blob, c = enc["ours"][1], enc["cai"][1]
     decoders = {"ours": lambda: container.decode_image(blob, model),
                 "cai": lambda: cai.decompress(c["strings"], c["shape"])}
     if ex is not None:
-        e = enc["exact"][1]
-        decoders["exact"] = lambda: ex.decompress(e["strings"], e["shape"])
+        blob_ex = enc["exact"][1]
+        decoders["exact"] = lambda: container.decode_image(blob_ex, ex)
     dec = time_ms(decoders, repeat, device)
     (enc_ours, _), (enc_cai, _), (dec_ours, x_ours), (dec_cai, x_cai) = (
         enc["ours"], enc["cai"], dec["ours"], dec["cai"])
@@ -198,11 +207,12 @@ def bench_image(model: torch.nn.Module, x: torch.Tensor, name: str, image: str =
     nan = float("nan")
     enc_ex = dec_ex = bits_ex = bits_y_ex = nan
     if ex is not None:
-        (enc_ex, e), (dec_ex, x_ex) = enc["exact"], dec["exact"]
-        if not torch.allclose(x_ex["x_hat"][0, :, :h, :w].cpu(), x_cai, atol=1e-5):
-            raise RuntimeError(f"{name}: the exact coder decodes to another image")
-        bits_y_ex = 8 * sum(len(s) for s in e["strings"][0])
-        bits_ex = bits_y_ex + bits["z"]
+        (enc_ex, _), (dec_ex, x_ex) = enc["exact"], dec["exact"]
+        if not torch.allclose(x_ex, x_cai, atol=1e-5):
+            raise RuntimeError(f"{name}: the exact-coded file decodes to another image")
+        header = container.read_header(blob_ex)
+        bits_y_ex = 8 * header.lengths[0]
+        bits_ex = 8 * header.payload_size
     return BenchRow(
         model=name, image=image, height=h, width=w, pixels=h * w,
         enc_ours_ms=enc_ours, dec_ours_ms=dec_ours, enc_compressai_ms=enc_cai,
@@ -214,7 +224,8 @@ def bench_image(model: torch.nn.Module, x: torch.Tensor, name: str, image: str =
 
 def mean_row(rows: Sequence[BenchRow]) -> BenchRow:
     """The mean of ``rows`` (one model): times, bits and pixels averaged, so that the ratios,
-    bpp and overheads of the mean row are ratios of means (bits-weighted overheads)."""
+    bpp and overheads of the mean row are ratios of means (bits-weighted overheads). Used by
+    :func:`table` and :func:`to_json`; no page calls it."""
     if not rows:
         raise ValueError("no rows to average")
     numeric = {k: statistics.fmean(getattr(r, k) for r in rows)
@@ -255,7 +266,8 @@ def run(names: Sequence[str] = codecs.IMAGE_MODELS, quality: int = 3, profile: s
 
 def table(rows: Sequence[BenchRow], per_image: bool = False) -> str:
     """Two plain-text tables, timings then bits: one mean row per model, and the single images
-    too if ``per_image``."""
+    too if ``per_image``. Used in book section "Transform coding with learned priors → How fast,
+    how close to the entropy"."""
     by_model: dict[str, list[BenchRow]] = {}
     for r in rows:
         by_model.setdefault(r.model, []).append(r)
@@ -281,7 +293,8 @@ def table(rows: Sequence[BenchRow], per_image: bool = False) -> str:
 
 
 def to_json(rows: Sequence[BenchRow], file: str | os.PathLike, settings: dict) -> None:
-    """Write ``{"settings", "rows", "means"}`` to ``file`` (NaN written as ``null``)."""
+    """Write ``{"settings", "rows", "means"}`` to ``file`` (NaN written as ``null``); what
+    ``nctutor bench --json`` writes, no page calls it."""
     by_model: dict[str, list[BenchRow]] = {}
     for r in rows:
         by_model.setdefault(r.model, []).append(r)

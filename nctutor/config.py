@@ -96,8 +96,8 @@ def get_profile(name: str | None = None, **overrides) -> Profile:
 
     Keyword arguments override single fields, e.g. ``get_profile("cpu", steps=100)``.
     Defined in book section *How to run this book → Profiles*; every learned-codec page starts
-    with it (*Transform coding with learned priors*, *Your first learned codec*, *Rate-distortion
-    curves of three learned codecs*).
+    with it (chapters *Transform coding with learned priors*, *Your first learned codec* and
+    *Rate-distortion curves of three learned codecs*).
     """
     name = (name or os.environ.get(PROFILE_ENV) or "smoke").strip().lower()
     if name not in PROFILES:

@@ -1,43 +1,75 @@
-"""A file format for one compressed image: header, entropy-coded streams, checksum.
+"""The ``.nct`` file format: header, entropy-coded streams, checksum — one format for every stream.
 
 Chapter *Transform coding with learned priors*, section *Real bitstreams*. The model's
 ``compress()`` gives byte strings (one per entropy model: ``[y]`` for the factorized prior,
 ``[y, z]`` for the hyperpriors) and the latent ``shape``; what a *file* adds is everything the
 decoder must know before it can run ``decompress()``, and a way to refuse anything else.
 
-Layout (all integers big-endian)::
+Layout of format version 2, written by this nctutor (all integers big-endian)::
 
     offset  size  field
-    0       4     magic b"NCT1"
-    4       1     format version (1)
-    5       1     padding mode (0: replicate, bottom and right)
-    6       1     quality (1..8)
-    7       1     number of streams n (1 or 2, fixed by the model)
-    8       4     original height H
-    12      4     original width W
-    16      2+2   latent shape from compress() (h, w)
-    20      2+2   channel widths N, M of the model
-    24      4     fingerprint: CRC32 of the model's integer CDF tables (wrong-model check)
-    28      1+1   lengths of the model name and profile name (ASCII, at most 48 each)
-    30      …     model name, profile name
+    0       4     magic b"NCT1" (the same in every version; the next byte is the version)
+    4       1     format version (2)
+    5       1     kind: 0 image (1 pframe, 2 video: reserved)
+    6       1     coder of y: 0 table, 1 exact (see below)
+    7       1     quantizer: 0 scalar rounding (others reserved for the lattices)
+    8       1     padding mode (0: replicate, bottom and right)
+    9       1     quality (1..8)
+    10      4     original height H
+    14      4     original width W
+    18      2+2   latent shape from compress() (h, w)
+    22      2+2   channel widths N, M of the model
+    26      4     fingerprint: CRC32 of the model's integer CDF tables (wrong-model check)
+    30      1+1   lengths of the model name and profile name (ASCII, at most 48 each)
+    32      …     model name, profile name
+    …       4     number of streams n
     …       4·n   stream lengths
     …       4     CRC32 (zlib.crc32) of every header byte before it *and* of the payload
     …       …     payload: the n streams, concatenated
+
+*Kind* says what the streams hold and in which order: for an image, those of ``compress()``
+(``[y]`` or ``[y, z]``, ``n`` fixed by the model). The stream table holds any number of streams,
+so that the reserved kinds (a P-frame; a group of video frames, several streams per frame) can
+use the same layout. *Coder* says how ``y`` is entropy-coded: ``table`` is CompressAI's rANS
+with its precomputed CDF tables (``GaussianConditional``, or ``EntropyBottleneck`` for the
+factorized prior), what the CompressAI classes write; ``exact`` is
+:func:`nctutor.entropy.gaussian.encode_gaussian`, one quantized Gaussian per symbol, written by
+the twins of :mod:`nctutor.codecs.exact` (hyperpriors only). ``z`` is coded with CompressAI's
+``EntropyBottleneck`` in both. *Quantizer* says how the latents were made integers: ``scalar``
+is CompressAI's ``round(y - μ)``; other codes are kept for the lattice quantizers of the chapter
+*Uniform scalar and lattice vector quantization*.
+
+*One nested piece.* An ``exact`` ``y`` stream is not raw ANS words: it starts with its own small
+preamble, the alphabet ``[lo, hi]`` (two varints) and a CRC32 of the *symbols* (layout in
+:mod:`nctutor.entropy.gaussian`). That CRC is not redundant with the file's: the file's CRC
+proves the bytes are the ones the encoder wrote, but ANS decoding with scales that differ in one
+bit from the encoder's (``h_s`` run on another machine, or by a GPU's nondeterministic
+convolution) silently yields other symbols, and only a check of the decoded symbols sees that.
+
+Version 1 (``.nct`` files written before the coders were named in the header, e.g. by the first
+shipped weights) is still read, as ``kind`` image, ``coder`` table, ``quantizer`` scalar. Its
+layout::
+
+    0  magic b"NCT1"    4  version (1)    5  padding mode    6  quality    7  number of streams n
+    8  then H, W, latent shape, N, M, fingerprint, the name lengths and names as in version 2
+       (2 bytes earlier), the n stream lengths (no count before them), CRC32, payload
 
 Padding: the image is padded on the right and bottom to a multiple of the model's stride
 (:data:`nctutor.codecs.STRIDES`) by *replicating* its last row and column (a flat border costs
 fewer bits than a black one); the decoder crops the first H rows and W columns back.
 
-Robustness: :func:`read_header` checks the magic, version, every field's range, that the latent
-shape is the one H, W and the model imply, that the stream lengths add up to exactly the bytes
-that follow, and the CRC — all before the model or any tensor is touched; a file that claims more
-than :data:`MAX_SIDE` pixels a side or :data:`MAX_PIXELS` in all is refused (the encoder refuses to
-write one). Everything wrong with a file raises :class:`BitstreamError`.
+Robustness: :func:`read_header` first checks the magic and the version (a version above
+:data:`VERSION` is refused as written by a newer nctutor), then the file's structure — the stream
+lengths add up to exactly the bytes that follow, and the CRC — then every field: its range, that
+kind, coder and quantizer are known (else: written by a newer nctutor), that the latent shape is
+the one H, W and the model imply; all before the model or any tensor is touched. A file that
+claims more than :data:`MAX_SIDE` pixels a side or :data:`MAX_PIXELS` in all is refused (the
+encoder refuses to write one). Everything wrong with a file raises :class:`BitstreamError`.
 
 Memory: the whole image goes through the model at once (no tiling); peak memory grows like
 N·H·W. For the 2048×1363 CLIC photo with the smoke-size mean-scale model (N=16, M=24) on CPU,
 encoding and decoding add about 0.15-0.25 GB to the ~1.2 GB that importing torch already takes
-(measured with ``resource.getrusage``, see ``tests/test_bitstream.py``); the ``gpu`` widths
+(measured with ``resource.getrusage``, see ``tests/test_container.py``); the ``gpu`` widths
 (N=128, M=192) need roughly eight times that.
 """
 
@@ -45,22 +77,32 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
 from . import codecs
 from .codecs import architecture_of, latent_shape, model_fingerprint, num_streams
+from .codecs.exact import EXACT_CLASSES, exact
 from .errors import BitstreamError
 
 MAGIC = b"NCT1"
-VERSION = 1
+VERSION = 2
 PAD_REPLICATE = 0
 MAX_SIDE = 16384
 MAX_PIXELS = 50_000_000
 MAX_NAME = 48
 
-_FIXED = struct.Struct(">4sBBBBIIHHHHIBB")  # everything up to the two names
+#: The codes of the header's enumerated fields: the name at index ``code``. Codes beyond these
+#: tuples are reserved (kind 1 pframe, 2 video; quantizers for the lattices).
+KINDS = ("image",)
+CODERS = ("table", "exact")
+QUANTIZERS = ("scalar",)
+
+_FIXED = struct.Struct(">4sBBBBBBIIHHHHIBB")  # version 2: everything up to the two names
+_FIXED_V1 = struct.Struct(">4sBBBBIIHHHHIBB")  # version 1: the same without kind/coder/quantizer
 _U32 = struct.Struct(">I")
 
 
@@ -69,7 +111,11 @@ class Header:
     """The parsed header of an ``.nct`` file (see the module docstring for the layout).
 
     Attributes:
-        version: format version.
+        version: format version (1 or 2).
+        kind: what the file holds (``"image"``).
+        coder: how ``y`` is coded: ``"table"`` (CompressAI's rANS tables) or ``"exact"``
+            (:mod:`nctutor.entropy.gaussian`).
+        quantizer: how the latents were made integers (``"scalar"``: rounding).
         model: model name as written by the encoder (``"mbt2018-mean"``,
             ``"compressai:mbt2018-mean"``).
         quality: quality index 1..8.
@@ -87,6 +133,9 @@ class Header:
     """
 
     version: int
+    kind: str
+    coder: str
+    quantizer: str
     model: str
     quality: int
     profile: str
@@ -115,11 +164,13 @@ class Header:
 
 
 def _pack_header(h: Header) -> bytes:
+    """Every header byte of version 2 before the CRC."""
     name, profile = h.model.encode("ascii"), h.profile.encode("ascii")
-    fixed = _FIXED.pack(MAGIC, h.version, h.padding, h.quality, len(h.lengths), h.height,
-                        h.width, h.shape[0], h.shape[1], h.N, h.M, h.fingerprint,
-                        len(name), len(profile))
-    return fixed + name + profile + b"".join(_U32.pack(n) for n in h.lengths)
+    fixed = _FIXED.pack(MAGIC, VERSION, KINDS.index(h.kind), CODERS.index(h.coder),
+                        QUANTIZERS.index(h.quantizer), h.padding, h.quality, h.height, h.width,
+                        h.shape[0], h.shape[1], h.N, h.M, h.fingerprint, len(name), len(profile))
+    table = _U32.pack(len(h.lengths)) + b"".join(_U32.pack(n) for n in h.lengths)
+    return fixed + name + profile + table
 
 
 def _name(raw: bytes, what: str) -> str:
@@ -128,9 +179,25 @@ def _name(raw: bytes, what: str) -> str:
     return raw.decode("ascii")
 
 
+def _known(code: int, names: tuple[str, ...], what: str) -> str:
+    """The name of an enumerated header field, or the error of a file from a newer nctutor."""
+    if code >= len(names):
+        raise BitstreamError(f"unknown {what} {code} (this nctutor knows {', '.join(names)}): "
+                             f"the file was written by a newer nctutor; upgrade nctutor to "
+                             f"decode it")
+    return names[code]
+
+
+def _truncated(blob: bytes, need: int) -> None:
+    if len(blob) < need:
+        raise BitstreamError(f"truncated file: {len(blob)} bytes, the header needs at least "
+                             f"{need}")
+
+
 def read_header(blob: bytes) -> Header:
-    """Parse and validate the header of ``blob`` (the whole file): every check of the module
-    docstring, CRC included, without decoding anything. Raises :class:`BitstreamError`.
+    """Parse and validate the header of ``blob`` (the whole file, version 1 or 2): every check
+    of the module docstring, CRC included, without decoding anything. Raises
+    :class:`BitstreamError`.
 
     Defined in book section *Transform coding with learned priors → Real bitstreams*.
     """
@@ -139,40 +206,34 @@ def read_header(blob: bytes) -> Header:
     blob = bytes(blob)
     if len(blob) < 4 or blob[:4] != MAGIC:
         raise BitstreamError("not an nctutor file (bad magic number; expected b'NCT1')")
-    if len(blob) < _FIXED.size:
-        raise BitstreamError(f"truncated file: {len(blob)} bytes, the header alone is longer")
-    (_, version, padding, quality, n, height, width, sh, sw, N, M, fingerprint, name_len,
-     profile_len) = _FIXED.unpack_from(blob)
-    if version != VERSION:
-        raise BitstreamError(f"unsupported format version {version} (this nctutor reads "
-                             f"version {VERSION})")
-    if padding != PAD_REPLICATE:
-        raise BitstreamError(f"corrupted file: unknown padding mode {padding}")
-    if not 1 <= quality <= len(codecs.LAMBDAS):
-        raise BitstreamError(f"corrupted file: quality {quality} is not in 1..8")
-    if not (1 <= name_len <= MAX_NAME and profile_len <= MAX_NAME):
-        raise BitstreamError("corrupted file: implausible model or profile name length")
-    end_names = _FIXED.size + name_len + profile_len
-    header_size = end_names + 4 * n + 4
-    if len(blob) < header_size:
-        raise BitstreamError(f"truncated file: {len(blob)} bytes, header needs {header_size}")
-    model = _name(blob[_FIXED.size : _FIXED.size + name_len], "model name")
-    profile = _name(blob[_FIXED.size + name_len : end_names], "profile name") if profile_len else ""
-    try:
-        arch = architecture_of(model)
-    except ValueError:
-        raise BitstreamError(f"unknown model {model!r} in the file") from None
-    if n != num_streams(arch):
-        raise BitstreamError(f"corrupted file: {n} streams, {model} writes {num_streams(arch)}")
-    if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE and height * width <= MAX_PIXELS):
-        raise BitstreamError(f"implausible image size {height}×{width} (at most {MAX_SIDE} a side "
-                             f"and {MAX_PIXELS} pixels)")
-    if (sh, sw) != latent_shape(arch, height, width):
-        raise BitstreamError(f"corrupted file: latent shape {(sh, sw)} does not fit a "
-                             f"{height}×{width} image")
-    if N < 1 or M < 1:
-        raise BitstreamError("corrupted file: zero channel width")
-    lengths = tuple(_U32.unpack_from(blob, end_names + 4 * i)[0] for i in range(n))
+    _truncated(blob, 5)
+    version = blob[4]
+    if version > VERSION:
+        raise BitstreamError(f"format version {version}: the file was written by a newer "
+                             f"nctutor (this one reads versions 1 to {VERSION}); upgrade nctutor "
+                             f"to decode it")
+    if version < 1:
+        raise BitstreamError(f"corrupted file: unsupported format version {version}")
+
+    # structure: the fixed fields, the names, the stream table, the CRC
+    if version == 1:
+        _truncated(blob, _FIXED_V1.size)
+        (_, _, padding, quality, n, height, width, sh, sw, N, M, fingerprint, name_len,
+         profile_len) = _FIXED_V1.unpack_from(blob)
+        kind, coder, quantizer = 0, 0, 0  # image, table, scalar
+        start = _FIXED_V1.size
+        table = start + name_len + profile_len  # the stream lengths follow the names
+    else:
+        _truncated(blob, _FIXED.size)
+        (_, _, kind, coder, quantizer, padding, quality, height, width, sh, sw, N, M, fingerprint,
+         name_len, profile_len) = _FIXED.unpack_from(blob)
+        start = _FIXED.size
+        _truncated(blob, start + name_len + profile_len + 4)
+        (n,) = _U32.unpack_from(blob, start + name_len + profile_len)
+        table = start + name_len + profile_len + 4
+    header_size = table + 4 * n + 4
+    _truncated(blob, header_size)  # also bounds n before any length is read
+    lengths = struct.unpack_from(f">{n}I", blob, table)
     payload = len(blob) - header_size
     if sum(lengths) != payload:
         what = "truncated" if sum(lengths) > payload else "corrupted (trailing bytes)"
@@ -182,23 +243,72 @@ def read_header(blob: bytes) -> Header:
     crc = zlib.crc32(blob[header_size:], zlib.crc32(blob[: header_size - 4]))
     if crc != stored_crc:
         raise BitstreamError("corrupted file: CRC32 mismatch")
-    return Header(version, model, quality, profile, height, width, padding, (sh, sw), N, M,
-                  fingerprint, lengths, header_size)
+
+    # fields: known codes, ranges, and what the model implies
+    kind = _known(kind, KINDS, "kind")
+    coder = _known(coder, CODERS, "coder")
+    quantizer = _known(quantizer, QUANTIZERS, "quantizer")
+    if padding != PAD_REPLICATE:
+        raise BitstreamError(f"corrupted file: unknown padding mode {padding}")
+    if not 1 <= quality <= len(codecs.LAMBDAS):
+        raise BitstreamError(f"corrupted file: quality {quality} is not in 1..8")
+    if not (1 <= name_len <= MAX_NAME and profile_len <= MAX_NAME):
+        raise BitstreamError("corrupted file: implausible model or profile name length")
+    model = _name(blob[start : start + name_len], "model name")
+    profile = _name(blob[start + name_len : start + name_len + profile_len], "profile name")
+    try:
+        arch = architecture_of(model)
+    except ValueError:
+        raise BitstreamError(f"unknown model {model!r} in the file") from None
+    if n != num_streams(arch):
+        raise BitstreamError(f"corrupted file: {n} streams, {model} writes {num_streams(arch)}")
+    if coder == "exact" and codecs.ARCHITECTURES[arch] not in EXACT_CLASSES:
+        raise BitstreamError(f"corrupted file: {model} has no exact coder (no Gaussian for y)")
+    if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE and height * width <= MAX_PIXELS):
+        raise BitstreamError(f"implausible image size {height}×{width} (at most {MAX_SIDE} a side "
+                             f"and {MAX_PIXELS} pixels)")
+    if (sh, sw) != latent_shape(arch, height, width):
+        raise BitstreamError(f"corrupted file: latent shape {(sh, sw)} does not fit a "
+                             f"{height}×{width} image")
+    if N < 1 or M < 1:
+        raise BitstreamError("corrupted file: zero channel width")
+    return Header(version=version, kind=kind, coder=coder, quantizer=quantizer, model=model,
+                  quality=quality, profile=profile, height=height, width=width, padding=padding,
+                  shape=(sh, sw), N=N, M=M, fingerprint=fingerprint, lengths=tuple(lengths),
+                  header_size=header_size)
 
 
 # --------------------------------------------------------------------------- encode / decode
 
 
+def _coding(model: torch.nn.Module, arch: str, coder: str) -> tuple[Callable, Callable]:
+    """``compress`` and ``decompress`` that code ``y`` of ``model`` with ``coder``.
+
+    ``exact``: those of the model's exact twin (:func:`nctutor.codecs.exact.exact`; a twin given
+    is used as it is). ``table``: CompressAI's own, also when the model given is a twin.
+    """
+    is_twin = isinstance(model, tuple(EXACT_CLASSES.values()))
+    if coder == "exact":
+        twin = model if is_twin else exact(model)
+        return twin.compress, twin.decompress
+    if is_twin:  # the methods of the CompressAI class that the twin extends
+        base = codecs.ARCHITECTURES[arch]
+        return partial(base.compress, model), partial(base.decompress, model)
+    return model.compress, model.decompress
+
+
 @torch.no_grad()
 def encode_image(model: torch.nn.Module, x: torch.Tensor, model_name: str, quality: int,
-                 profile: str = "") -> bytes:
+                 profile: str = "", coder: str = "table") -> bytes:
     """Compress the image ``x`` (``(3, H, W)`` or ``(1, 3, H, W)``, values in ``[0, 1]``) into a
-    complete file: pad to the model's stride, ``model.compress``, header, CRC.
+    complete file: pad to the model's stride, ``compress``, header, CRC.
 
     ``model_name``/``quality``/``profile`` are written to the header so that a decoder can find the
     same model (``nctutor.zoo.load(model_name, quality, profile)``); ``model`` must be in eval mode
-    with ``update()`` done. Defined in book section *Transform coding with learned priors →
-    Real bitstreams*.
+    with ``update()`` done. ``coder`` is ``"table"`` (CompressAI's tables) or ``"exact"`` (the
+    hyperpriors only: ``y`` coded by :mod:`nctutor.entropy.gaussian`; the model is converted with
+    :func:`nctutor.codecs.exact.exact` on each call, unless it already is an exact twin).
+    Defined in book section *Transform coding with learned priors → Real bitstreams*.
     """
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise TypeError("x must be a floating-point torch.Tensor")
@@ -212,6 +322,11 @@ def encode_image(model: torch.nn.Module, x: torch.Tensor, model_name: str, quali
     if codecs.architecture_of_model(model) != arch:
         raise ValueError(f"model is a {type(model).__name__}, not a {arch}")
     codecs.lmbda(quality)  # validates quality
+    if coder not in CODERS:
+        raise ValueError(f"coder must be one of {', '.join(CODERS)}, got {coder!r}")
+    if coder == "exact" and codecs.ARCHITECTURES[arch] not in EXACT_CLASSES:
+        raise ValueError(f"coder='exact' codes y with the hyperprior's Gaussians; {arch} has "
+                         f"none: use coder='table'")
     for s, what in ((model_name, "model_name"), (profile, "profile")):
         if not (len(s) <= MAX_NAME and all(0x21 <= ord(c) < 0x7F for c in s)):
             raise ValueError(f"{what} must be printable ASCII without spaces, at most {MAX_NAME}")
@@ -223,17 +338,20 @@ def encode_image(model: torch.nn.Module, x: torch.Tensor, model_name: str, quali
                          f"{MAX_SIDE} a side and {MAX_PIXELS} pixels)")
     if model.training:
         raise ValueError("model must be in eval mode (call model.eval())")
-    fingerprint = model_fingerprint(model)
+    fingerprint = model_fingerprint(model)  # the same for an exact twin: it copies the tables
+    compress, _ = _coding(model, arch, coder)
     device = next(model.parameters()).device
-    xp = codecs.pad(x[None].to(device), codecs.STRIDES[arch])
-    out = model.compress(xp)
+    out = compress(codecs.pad(x[None].to(device), codecs.STRIDES[arch]))
     streams = [bytes(s[0]) for s in out["strings"]]
     shape = tuple(int(v) for v in out["shape"])
     if shape != latent_shape(arch, height, width):  # cannot happen with the registry's models
         raise RuntimeError(f"compress() returned shape {shape}, expected "
                            f"{latent_shape(arch, height, width)}")
-    header = Header(VERSION, model_name, quality, profile, height, width, PAD_REPLICATE, shape,
-                    int(model.N), int(model.M), fingerprint, tuple(len(s) for s in streams), 0)
+    header = Header(version=VERSION, kind="image", coder=coder, quantizer="scalar",
+                    model=model_name, quality=quality, profile=profile, height=height,
+                    width=width, padding=PAD_REPLICATE, shape=shape, N=int(model.N),
+                    M=int(model.M), fingerprint=fingerprint, lengths=tuple(map(len, streams)),
+                    header_size=0)
     head = _pack_header(header)
     payload = b"".join(streams)
     crc = zlib.crc32(payload, zlib.crc32(head))
@@ -243,13 +361,21 @@ def encode_image(model: torch.nn.Module, x: torch.Tensor, model_name: str, quali
 @torch.no_grad()
 def decode_image(blob: bytes, model: torch.nn.Module) -> torch.Tensor:
     """Decode a file made by :func:`encode_image` with ``model``: a float tensor ``(3, H, W)`` in
-    ``[0, 1]`` on the CPU. Raises :class:`BitstreamError` for a damaged or foreign file, or when
-    ``model`` is not the one that wrote it (architecture, widths or CDF tables differ).
+    ``[0, 1]`` on the CPU. The coder comes from the header (an ``exact`` file converts ``model``
+    with :func:`nctutor.codecs.exact.exact` unless it is an exact twin already). Raises
+    :class:`BitstreamError` for a damaged or foreign file, or when ``model`` is not the one that
+    wrote it (architecture, widths or CDF tables differ).
 
     Decoding is deterministic: the same file and model give the same tensor on the same machine
-    and thread count; the entropy-decoded latents are identical whatever the thread count, while
-    the synthesis transform's float output may differ in the last bits (about 1e-7) between thread
-    counts, which has not changed an 8-bit pixel in the tests.
+    and thread count. An ``exact`` file also decodes to the same 8-bit image whatever thread
+    counts the encoder and the decoder use (its twin runs ``h_s`` and ``g_s`` on one thread; see
+    :mod:`nctutor.codecs.exact`; checked on every Kodak and CLIC image with the shipped weights in
+    ``tests/test_container.py``). A ``table`` file is decoded by CompressAI's own ``decompress``
+    at the caller's thread count: its symbols need only the same table index of each scale (a
+    last-bit difference matters only at a table boundary), but the means and ``g_s``'s output
+    may differ in the last float bits between thread counts, which changes a few 8-bit values
+    per image (10 to 18 on the first Kodak images with the shipped weights, 1 and 2
+    threads).
     Defined in book section *Transform coding with learned priors → Real bitstreams*.
     """
     h = read_header(blob)
@@ -271,5 +397,6 @@ def decode_image(blob: bytes, model: torch.nn.Module) -> torch.Tensor:
     for n in h.lengths:
         streams.append(bytes(blob[pos : pos + n]))
         pos += n
-    x_hat = model.decompress([[s] for s in streams], h.shape)["x_hat"]
+    _, decompress = _coding(model, arch, h.coder)
+    x_hat = decompress([[s] for s in streams], h.shape)["x_hat"]
     return codecs.crop(x_hat[0], h.height, h.width).clamp(0, 1).cpu()

@@ -122,10 +122,12 @@ def family_bd_rates(curve, name: str) -> dict[str, dict]:
 
 def report(name: str, weights_dir: str | os.PathLike | None = None, images=None,
            progress: bool = True) -> dict:
-    """Evaluate the shipped weights of ``name`` (all their qualities) on Kodak with real
-    bitstreams and write the family's report: ``<weights_dir>/<name>-kodak.json`` (CompressAI's
-    results format, plus per-image records and :func:`family_bd_rates`), and each manifest's
-    ``kodak`` entry (its own point and the family's BD-rates).
+    """Evaluate the shipped weights of ``name`` (all their qualities) on Kodak as real ``.nct``
+    files (:func:`nctutor.rd.evaluate_model`: the rate is the whole file, as ``nctutor compress``
+    writes it) and write the family's report: ``<weights_dir>/<name>-kodak.json`` (CompressAI's
+    results format, plus per-image records with the file's ``bytes`` and the streams'
+    ``stream_bytes``, and :func:`family_bd_rates`), and each manifest's ``kodak`` entry (its own
+    point, the streams' mean bpp alone, and the family's BD-rates).
 
     A maintainer's tool run after :func:`export` (see ``nctutor/weights/README.md``); the notebook
     *Rate-distortion curves of three learned codecs → The shipped weights* reads what it writes.
@@ -146,9 +148,10 @@ def report(name: str, weights_dir: str | os.PathLike | None = None, images=None,
     profiles = sorted({man["profile"] for man in family.values()})
     label = f"nctutor {arch} (shipped, {'/'.join(profiles)})"
     curve = rd.join(list(points.values()), name=label,
-                        description=f"nctutor.zoo.report: shipped weights {arch} q{list(family)}, "
-                                    f"{len(images)} Kodak images, real bitstreams, "
-                                    f"torch {torch.__version__}, nctutor {__version__}")
+                    description=f"nctutor.maintain.report: shipped weights {arch} "
+                                f"q{list(family)}, {len(images)} Kodak images, .nct files (bpp "
+                                f"of the whole file, header included), torch {torch.__version__}, "
+                                f"nctutor {__version__}")
     bd = family_bd_rates(curve, arch)
     doc = rd.to_compressai_json(curve)
     doc["results"]["quality"] = [int(q) for q in curve.qualities]
@@ -157,7 +160,9 @@ def report(name: str, weights_dir: str | os.PathLike | None = None, images=None,
     atomic_write(wdir / f"{arch}-kodak.json", json.dumps(doc, indent=2))
     for q, man in family.items():
         p = points[q]
-        man["kodak"] = {"images": len(images), "bpp": p.bpp[0], "psnr": p.psnr[0],
+        stream_bpp = [r["bpp"] * r["stream_bytes"] / r["bytes"] for r in p.records]  # 8·s/px
+        man["kodak"] = {"images": len(images), "bpp": p.bpp[0],
+                        "stream_bpp": sum(stream_bpp) / len(stream_bpp), "psnr": p.psnr[0],
                         "ms_ssim": p.ms_ssim[0] if p.ms_ssim else None,
                         "family_bd_rate_psnr": {k: v["bd_rate"] for k, v in bd.items()},
                         "report": f"{arch}-kodak.json"}

@@ -4,19 +4,25 @@ Chapter *Your first learned codec → Training*; from the shell in *How to run t
 Training from the command line*; its loss in *Transform coding with learned priors → The loss
 and the λ ladder*.
 
-In the spirit of nanoGPT: a dataclass config, one loop you can read top to bottom.
+In the spirit of nanoGPT and of CompressAI's ``examples/train.py``: a dataclass config, and the
+loop, :func:`train`, right below it, in four parts you can read top to bottom:
 
-- data: random crops of BSDS500 (:class:`nctutor.data.PatchDataset`), seeded per index so that a
-  run repeats exactly and a resumed run sees the same crops it would have seen;
-- loss: CompressAI's :class:`~compressai.losses.RateDistortionLoss`, ``λ·255²·MSE + bpp`` where
-  the rate is ``−Σ log2 likelihoods / pixels`` under additive uniform noise (Eq. (18)-(19) of the
-  code-space predictor supplement, with the sign of its erratum; book section *From rounding to
-  bits → The probability of a rounded value*);
-- two Adam optimizers: the network, and the entropy bottleneck's quantiles (auxiliary loss);
-- a tqdm bar with loss, bpp and PSNR; validation on central crops of Kodak images;
-- checkpoints (``checkpoint.pt`` + ``manifest.json``) written atomically every ``ckpt_every``
-  steps, at the end, and on Ctrl-C; a run restarted with the same config resumes where it stopped.
-- under ``torchrun`` (several processes) it trains with PyTorch DDP, no code change needed.
+- :func:`setup`: the model, the two Adam optimizers (the network, and the entropy bottleneck's
+  quantiles: the auxiliary loss), CompressAI's :class:`~compressai.losses.RateDistortionLoss`
+  ``λ·255²·MSE + bpp`` (the rate is ``−Σ log2 likelihoods / pixels`` under additive uniform
+  noise, Eq. (18)-(19) of the code-space predictor supplement, with the sign of its erratum; book
+  section *From rounding to bits → The probability of a rounded value*), the data (random crops
+  of BSDS500, :class:`nctutor.data.PatchDataset`, seeded per index so that a run repeats exactly
+  and a resumed run sees the same crops it would have seen), and where the run starts: its own
+  checkpoint (resume), another run's weights (``init_from``, :func:`nctutor.checkpoints.warm_start`)
+  or scratch;
+- :func:`train_one_step`: one step of both optimizers and the step's record in the history
+  (loss, bpp, PSNR; validation on central crops of Kodak images when due);
+- :func:`save`: ``checkpoint.pt`` + ``manifest.json``, written atomically every ``ckpt_every``
+  steps, at the end, and on Ctrl-C; a run restarted with the same config resumes where it stopped;
+- :func:`finish`: the trained model, in eval mode with its entropy coders updated.
+
+Under ``torchrun`` (several processes) it trains with PyTorch DDP, no code change needed.
 """
 
 from __future__ import annotations
@@ -81,6 +87,280 @@ class TrainConfig:
         return out
 
 
+@dataclass
+class TrainResult:
+    """A trained model (in eval mode, entropy coders updated), its history and manifest.
+
+    Defined in book section *Your first learned codec → Training* (its ``history`` is plotted).
+    """
+
+    model: torch.nn.Module
+    history: list[dict] = field(default_factory=list)
+    manifest: dict = field(default_factory=dict)
+
+
+def train(cfg: TrainConfig | None = None, progress: bool = True) -> TrainResult:
+    """Train (or resume, or just load a finished run of) the codec described by ``cfg``.
+
+    Defined in book section *Your first learned codec → Training*; from the shell in *How to run
+    this book → Training from the command line*. The loss is that of *Transform coding with
+    learned priors → The loss and the λ ladder* (Eq. (19) of the code-space predictor supplement,
+    sign corrected).
+    """
+    run = setup(cfg or TrainConfig())
+    bar = tqdm(total=run.settings["steps"], initial=run.step,
+               disable=not progress or run.rank != 0,
+               desc=f"{run.settings['model']} q{run.settings['quality']} [{run.profile.name}]")
+    try:
+        for x in run.loader:  # only the steps still to do: a resumed run continues
+            record = train_one_step(run, x)
+            bar.set_postfix(loss=f"{record['loss']:.3f}", bpp=f"{record['bpp']:.3f}",
+                            psnr=f"{record['psnr']:.2f}")
+            bar.update()
+            if run.step % run.cfg.ckpt_every == 0:
+                save(run)
+    except KeyboardInterrupt:  # Ctrl-C: keep the work done so far
+        save(run)
+        bar.close()
+        print(f"interrupted at step {run.step}; checkpoint saved in {run.settings['run_dir']}: "
+              f"run again to resume")
+        raise
+    bar.close()
+    save(run)
+    return finish(run)
+
+
+# --------------------------------------------------------------------------- the parts of train
+
+
+@dataclass
+class Run:
+    """Everything a run holds while it trains: built by :func:`setup`, used by the other parts
+    of :func:`train` (book section *Your first learned codec → Training*); no page calls it.
+
+    ``net`` is the model (a checkpoint holds its state dict), ``ddp`` what the forward pass goes
+    through: ``net`` wrapped in PyTorch DDP under ``torchrun``, else ``net`` itself. ``rank`` and
+    ``world`` are this process's rank and the number of processes (0 and 1 without torchrun).
+    ``step``, ``seconds`` and ``history`` are what a checkpoint carries over to a resumed run;
+    ``tic`` is when ``seconds`` was last brought up to date.
+    """
+
+    cfg: TrainConfig
+    settings: dict
+    profile: config.Profile
+    device: torch.device
+    rank: int
+    world: int
+    net: torch.nn.Module
+    opt: torch.optim.Optimizer
+    aux_opt: torch.optim.Optimizer
+    criterion: torch.nn.Module
+    ddp: torch.nn.Module | None = None
+    loader: torch.utils.data.DataLoader | None = None
+    val_images: data.ImageSet | None = None
+    step: int = 0
+    seconds: float = 0.0
+    history: list[dict] = field(default_factory=list)
+    tic: float = 0.0
+
+
+def setup(cfg: TrainConfig) -> Run:
+    """The model, its two optimizers, the loss, the data, and where the run starts.
+
+    The start is the run's own checkpoint in its run folder if there is one (resume: weights,
+    optimizers, RNG, step and history), else ``cfg.init_from``'s weights
+    (:func:`nctutor.checkpoints.warm_start`, which also records their lineage), else fresh
+    weights of seed ``cfg.seed``. Used by :func:`train` (book section *Your first learned codec
+    → Training*); no page calls it.
+    """
+    settings = cfg.resolved()
+    profile = config.get_profile(cfg.profile)
+    device, rank, world = _init_distributed(cfg.device)
+    config.seed_everything(cfg.seed)
+    net = codecs.create(settings["model"], settings["N"], settings["M"]).to(device)
+    if settings["amp"]:
+        mixed_precision(net)
+    main_params, aux_params = _split_parameters(net)
+    run = Run(cfg, settings, profile, device, rank, world, net,
+              opt=torch.optim.Adam(main_params, lr=settings["lr"]),
+              aux_opt=torch.optim.Adam(aux_params, lr=profile.aux_lr),
+              criterion=RateDistortionLoss(lmbda=settings["lmbda"]))
+
+    ckpt_file = Path(settings["run_dir"]) / CHECKPOINT
+    if ckpt_file.exists():  # resume
+        ckpt = load_checkpoint(ckpt_file, map_location=device)
+        stored = ckpt.get("settings", {})
+        mismatch = {k: (stored.get(k), settings[k]) for k in IDENTITY_KEYS
+                    if stored.get(k) != settings[k]}
+        if mismatch:
+            raise CheckpointError(
+                f"{ckpt_file} was made for another run (stored vs asked: {mismatch}). "
+                f"Use another out_dir, or delete the folder to start afresh."
+            )
+        net.load_state_dict(ckpt["model"])
+        run.opt.load_state_dict(ckpt["optimizer"])
+        run.aux_opt.load_state_dict(ckpt["aux_optimizer"])
+        torch.set_rng_state(ckpt["rng"].cpu())
+        run.step, run.seconds, run.history = ckpt["step"], ckpt["seconds"], ckpt["history"]
+        settings["init"] = stored.get("init")
+    elif cfg.init_from:  # warm start
+        state, settings["init"] = checkpoints.warm_start(cfg.init_from, settings, device)
+        try:
+            net.load_state_dict(state)
+        except (RuntimeError, KeyError, TypeError, AttributeError) as e:
+            raise CheckpointError(f"init_from {cfg.init_from}: weights do not fit: {e}") from e
+
+    run.ddp = torch.nn.parallel.DistributedDataParallel(
+        net, find_unused_parameters=True) if world > 1 else net
+    run.loader = _loader(run)
+    run.val_images = data.kodak(profile.eval_images) if profile.val_every else None
+    run.tic = time.perf_counter()
+    return run
+
+
+def train_one_step(run: Run, x: torch.Tensor) -> dict:
+    """One step on the batch ``x``: the rate-distortion loss and its optimizer step, the
+    auxiliary loss (the entropy bottleneck's quantiles) and its step; returns the step's record,
+    also appended to ``run.history`` (with the validation figures when they are due).
+
+    Used by :func:`train` (book section *Your first learned codec → Training*, whose plot shows
+    the history); no page calls it.
+    """
+    settings, net = run.settings, run.net
+    main_params = run.opt.param_groups[0]["params"]  # what each optimizer updates (setup)
+    aux_params = run.aux_opt.param_groups[0]["params"]  # the quantiles
+    drop = run.step >= int(run.profile.lr_drop * settings["steps"])  # 10x smaller near the end
+    for g in run.opt.param_groups:
+        g["lr"] = settings["lr"] * (0.1 if drop else 1.0)
+
+    x = x.to(run.device, non_blocking=True)
+    run.opt.zero_grad(set_to_none=True)
+    result = run.criterion(run.ddp(x), x)
+    result["loss"].backward()
+    torch.nn.utils.clip_grad_norm_(main_params, 1.0)
+    run.opt.step()
+
+    run.aux_opt.zero_grad(set_to_none=True)
+    aux_loss = net.aux_loss()
+    aux_loss.backward()
+    if run.world > 1:  # the quantiles live outside DDP's forward: average them by hand
+        for p in aux_params:
+            dist.all_reduce(p.grad)
+            p.grad /= run.world
+    run.aux_opt.step()
+
+    run.step += 1
+    record = {"step": run.step, "loss": result["loss"].item(), "bpp": result["bpp_loss"].item(),
+              "psnr": float_psnr(result["mse_loss"].item()), "aux": aux_loss.item()}
+    every = run.profile.val_every
+    if run.val_images is not None and (run.step % every == 0 or run.step == settings["steps"]):
+        metrics = validate(net, run.val_images, run.profile.val_crop, run.device,
+                           codecs.STRIDES[settings["model"]])
+        record.update({f"val_{k}": v for k, v in metrics.items()})
+    run.history.append(record)
+    return record
+
+
+def save(run: Run) -> None:
+    """Bring ``run.seconds`` up to date and (rank 0 only) write the run folder's
+    ``checkpoint.pt`` (weights, both optimizers, RNG, step, seconds, history: what a resumed run
+    needs) and ``manifest.json`` (settings, versions, data, steps, final figures), atomically.
+
+    Used by :func:`train` (book section *How to run this book → Training from the command line*:
+    a run interrupted at any moment resumes); no page calls it.
+    """
+    now = time.perf_counter()
+    run.seconds += now - run.tic
+    run.tic = now
+    if run.rank != 0:
+        return
+    out = Path(run.settings["run_dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoints.save({"settings": run.settings, "model": run.net.state_dict(),
+                      "optimizer": run.opt.state_dict(), "aux_optimizer": run.aux_opt.state_dict(),
+                      "rng": torch.get_rng_state(), "step": run.step, "seconds": run.seconds,
+                      "history": run.history}, out / CHECKPOINT)
+    checkpoints.save(_manifest(run), out / MANIFEST)
+
+
+def finish(run: Run) -> TrainResult:
+    """The trained model on the CPU, in float32 and eval mode, entropy coders updated, with the
+    history and the manifest; under torchrun, once every rank is done.
+
+    Used by :func:`train` (book section *Your first learned codec → Training*); no page calls it.
+    """
+    if run.world > 1:
+        dist.barrier()
+    net = run.net
+    if run.settings["amp"]:  # the returned model runs in float32, as a loaded one does
+        net = codecs.create(run.settings["model"], run.settings["N"], run.settings["M"])
+        net.to(run.device).load_state_dict(run.net.state_dict())
+    net.eval()
+    net.update(force=True)
+    return TrainResult(net.cpu(), run.history, _manifest(run))
+
+
+# --------------------------------------------------------------------------- helpers
+
+IDENTITY_KEYS = ("model", "quality", "N", "M", "patch_size", "batch_size", "seed", "train_split",
+                 "init_from")
+
+
+def _init_distributed(device: str | None) -> tuple[torch.device, int, int]:
+    """This process's device, rank and world size; under torchrun (``WORLD_SIZE`` > 1) the
+    process group is started (NCCL on CUDA, else gloo) and each rank takes its own GPU."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return config.device(device), 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    dev = config.device(device)
+    if dev.type == "cuda":
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+        torch.cuda.set_device(dev)
+    return dev, rank, world
+
+
+def _loader(run: Run) -> torch.utils.data.DataLoader:
+    """The batches of the steps still to do, ``run.step`` to ``steps``. Step s of rank r uses
+    the crops [(s·world + r)·B, … + B) of a dataset seeded per index: a resumed run continues
+    exactly, and the ranks never share a crop."""
+    s, bs, world = run.settings, run.settings["batch_size"], run.world
+    dataset = data.PatchDataset(data.bsds500(s["train_split"]), s["patch_size"],
+                                epoch_size=s["steps"] * bs * world, seed=s["seed"])
+    first = [(step * world + run.rank) * bs for step in range(run.step, s["steps"])]
+    indices = [i for f in first for i in range(f, f + bs)]
+    workers = run.profile.num_workers
+    return torch.utils.data.DataLoader(
+        torch.utils.data.Subset(dataset, indices), batch_size=bs, shuffle=False,
+        generator=torch.Generator().manual_seed(s["seed"]),  # keeps the global RNG untouched
+        num_workers=workers if run.device.type == "cuda" else min(workers, 1),
+        persistent_workers=False)
+
+
+def _split_parameters(model: torch.nn.Module):
+    main = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
+    aux = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
+    return main, aux
+
+
+def _manifest(run: Run) -> dict:
+    settings, last = run.settings, run.history[-1] if run.history else {}
+    return {
+        "nctutor_version": __version__,
+        "torch_version": torch.__version__,
+        "settings": settings,
+        "data": {"train": f"bsds500/{settings['train_split']}",
+                 "count": len(data.files(f"bsds500/{settings['train_split']}"))},
+        "steps": run.step,
+        "seconds": round(run.seconds, 1),
+        "final": {k: v for k, v in last.items() if k != "step"},
+    }
+
+
+# --------------------------------------------------------------------------- also used elsewhere
+
+
 def run_dir(cfg: TrainConfig) -> Path:
     """Where a run keeps its checkpoint: ``out_dir``, else ``<cache>/runs/<model>-q<Q>-<profile>``.
 
@@ -94,18 +374,6 @@ def run_dir(cfg: TrainConfig) -> Path:
     return config.cache_dir() / "runs" / name
 
 
-@dataclass
-class TrainResult:
-    """A trained model (in eval mode, entropy coders updated), its history and manifest.
-
-    Defined in book section *Your first learned codec → Training* (its ``history`` is plotted).
-    """
-
-    model: torch.nn.Module
-    history: list[dict] = field(default_factory=list)
-    manifest: dict = field(default_factory=dict)
-
-
 def float_psnr(mse: float) -> float:
     """PSNR in dB of a mean squared error between *float* ``[0, 1]`` images: ``-10·log10(mse)``.
 
@@ -114,10 +382,6 @@ def float_psnr(mse: float) -> float:
     Training*.
     """
     return 10 * math.log10(1.0 / max(mse, 1e-12))
-
-
-IDENTITY_KEYS = ("model", "quality", "N", "M", "patch_size", "batch_size", "seed", "train_split",
-                 "init_from")
 
 
 @torch.no_grad()
@@ -154,7 +418,7 @@ def mixed_precision(net: torch.nn.Module) -> torch.nn.Module:
     code-space predictor supplement) and bfloat16's 8-bit mantissa would destroy it. Each
     transform's output is cast back to float32 before it reaches them. The module's weights and
     state dict are unchanged (only each transform's ``forward`` is wrapped), so checkpoints are
-    the same with and without it. Used by :func:`train` when ``amp`` is on (the ``gpu``
+    the same with and without it. Used by :func:`setup` when ``amp`` is on (the ``gpu``
     profile on CUDA; chapter *How to run this book → Profiles*).
     """
     for name in TRANSFORMS:
@@ -169,170 +433,3 @@ def mixed_precision(net: torch.nn.Module) -> torch.nn.Module:
 
         module.forward = autocast_forward
     return net
-
-
-def _split_parameters(model: torch.nn.Module):
-    main = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
-    aux = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
-    return main, aux
-
-
-def train(cfg: TrainConfig | None = None, progress: bool = True) -> TrainResult:
-    """Train (or resume, or just load a finished run of) the codec described by ``cfg``.
-
-    Defined in book section *Your first learned codec → Training*; from the shell in *How to run
-    this book → Training from the command line*. The loss is that of *Transform coding with
-    learned priors → The loss and the λ ladder* (Eq. (19) of the code-space predictor supplement,
-    sign corrected).
-    """
-    cfg = cfg or TrainConfig()
-    settings = cfg.resolved()
-    profile = config.get_profile(cfg.profile)
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    rank, world = 0, 1
-    if distributed:
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-        rank, world = dist.get_rank(), dist.get_world_size()
-    dev = config.device(cfg.device)
-    if distributed and dev.type == "cuda":
-        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
-        torch.cuda.set_device(dev)
-
-    config.seed_everything(cfg.seed)
-    net = codecs.create(settings["model"], settings["N"], settings["M"]).to(dev)
-    if settings["amp"]:
-        mixed_precision(net)
-    main_params, aux_params = _split_parameters(net)
-    opt = torch.optim.Adam(main_params, lr=settings["lr"])
-    aux_opt = torch.optim.Adam(aux_params, lr=profile.aux_lr)
-    criterion = RateDistortionLoss(lmbda=settings["lmbda"])
-    steps = settings["steps"]
-    drop_at = int(profile.lr_drop * steps)
-
-    out = Path(settings["run_dir"])
-    ckpt_file = out / CHECKPOINT
-    step, seconds, history = 0, 0.0, []
-    if ckpt_file.exists():
-        ckpt = load_checkpoint(ckpt_file, map_location=dev)
-        stored = ckpt.get("settings", {})
-        mismatch = {k: (stored.get(k), settings[k]) for k in IDENTITY_KEYS
-                    if stored.get(k) != settings[k]}
-        if mismatch:
-            raise CheckpointError(
-                f"{ckpt_file} was made for another run (stored vs asked: {mismatch}). "
-                f"Use another out_dir, or delete the folder to start afresh."
-            )
-        net.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        aux_opt.load_state_dict(ckpt["aux_optimizer"])
-        torch.set_rng_state(ckpt["rng"].cpu())
-        step, seconds, history = ckpt["step"], ckpt["seconds"], ckpt["history"]
-        settings["init"] = stored.get("init")
-    elif cfg.init_from:
-        state, settings["init"] = checkpoints.warm_start(cfg.init_from, settings, dev)
-        try:
-            net.load_state_dict(state)
-        except (RuntimeError, KeyError, TypeError, AttributeError) as e:
-            raise CheckpointError(f"init_from {cfg.init_from}: weights do not fit: {e}") from e
-
-    ddp = torch.nn.parallel.DistributedDataParallel(
-        net, find_unused_parameters=True) if distributed else net
-
-    dataset = data.PatchDataset(data.bsds500(cfg.train_split), settings["patch_size"],
-                                epoch_size=steps * settings["batch_size"] * world, seed=cfg.seed)
-    # Step s of rank r uses the items [(s·world + r)·B, … + B): a resumed run continues exactly.
-    bs = settings["batch_size"]
-    indices = [i for s in range(step, steps) for i in range((s * world + rank) * bs,
-                                                          (s * world + rank + 1) * bs)]
-    loader = torch.utils.data.DataLoader(
-        torch.utils.data.Subset(dataset, indices), batch_size=bs, shuffle=False,
-        generator=torch.Generator().manual_seed(cfg.seed),  # keeps the global RNG untouched
-        num_workers=profile.num_workers if dev.type == "cuda" else min(profile.num_workers, 1),
-        persistent_workers=False)
-
-    val_images = data.kodak(profile.eval_images) if profile.val_every else None
-
-    def save() -> None:
-        if rank != 0:
-            return
-        out.mkdir(parents=True, exist_ok=True)
-        checkpoints.save({"settings": settings, "model": net.state_dict(),
-                      "optimizer": opt.state_dict(), "aux_optimizer": aux_opt.state_dict(),
-                      "rng": torch.get_rng_state(), "step": step, "seconds": seconds,
-                      "history": history}, ckpt_file)
-        checkpoints.save(_manifest(settings, step, seconds, history), out / MANIFEST)
-
-    bar = tqdm(total=steps, initial=step, disable=not progress or rank != 0,
-               desc=f"{settings['model']} q{cfg.quality} [{profile.name}]")
-    net.train()
-    tic = time.perf_counter()
-    try:
-        for x in loader:
-            for g in opt.param_groups:
-                g["lr"] = settings["lr"] * (0.1 if step >= drop_at else 1.0)
-            x = x.to(dev, non_blocking=True)
-            opt.zero_grad(set_to_none=True)
-            result = criterion(ddp(x), x)
-            result["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(main_params, 1.0)
-            opt.step()
-
-            aux_opt.zero_grad(set_to_none=True)
-            aux_loss = net.aux_loss()
-            aux_loss.backward()
-            if distributed:  # the quantiles live outside DDP's forward: average them by hand
-                for p in aux_params:
-                    dist.all_reduce(p.grad)
-                    p.grad /= world
-            aux_opt.step()
-
-            step += 1
-            record = {"step": step, "loss": result["loss"].item(),
-                      "bpp": result["bpp_loss"].item(),
-                      "psnr": float_psnr(result["mse_loss"].item()), "aux": aux_loss.item()}
-            if val_images is not None and (step % profile.val_every == 0 or step == steps):
-                record.update({f"val_{k}": v for k, v in
-                               validate(net, val_images, profile.val_crop, dev,
-                                        codecs.STRIDES[settings["model"]]).items()})
-            history.append(record)
-            bar.set_postfix(loss=f"{record['loss']:.3f}", bpp=f"{record['bpp']:.3f}",
-                            psnr=f"{record['psnr']:.2f}")
-            bar.update()
-            if step % cfg.ckpt_every == 0:
-                seconds += time.perf_counter() - tic
-                tic = time.perf_counter()
-                save()
-    except KeyboardInterrupt:
-        seconds += time.perf_counter() - tic
-        save()
-        bar.close()
-        print(f"interrupted at step {step}; checkpoint saved in {out}: run again to resume")
-        raise
-    bar.close()
-    seconds += time.perf_counter() - tic
-    save()
-    if distributed:
-        dist.barrier()
-
-    if settings["amp"]:  # the returned model runs in float32, as a loaded one does
-        plain = codecs.create(settings["model"], settings["N"], settings["M"]).to(dev)
-        plain.load_state_dict(net.state_dict())
-        net = plain
-    net.eval()
-    net.update(force=True)
-    return TrainResult(net.cpu(), history, _manifest(settings, step, seconds, history))
-
-
-def _manifest(settings: dict, step: int, seconds: float, history: list[dict]) -> dict:
-    last = history[-1] if history else {}
-    return {
-        "nctutor_version": __version__,
-        "torch_version": torch.__version__,
-        "settings": settings,
-        "data": {"train": f"bsds500/{settings['train_split']}",
-                 "count": len(data.files(f"bsds500/{settings['train_split']}"))},
-        "steps": step,
-        "seconds": round(seconds, 1),
-        "final": {k: v for k, v in last.items() if k != "step"},
-    }

@@ -14,14 +14,20 @@ in this order:
    ``TrainConfig(model=name, quality=quality, profile=profile)`` (complete: at least the
    profile's number of steps; a shorter run, e.g. ``nctutor train … --steps 4``, is resumed);
 3. otherwise the model is trained there with :func:`nctutor.train.train` at the profile (seconds
-   at the ``smoke`` profile), so that every notebook runs anywhere.
+   at the ``smoke`` profile), so that every notebook runs anywhere; with
+   ``train_if_missing=False`` (the command line, unless a profile is asked for) a
+   :class:`ZooError` names the ``nctutor train`` command that makes them instead.
+
+:func:`locate` says where the weights would come from without loading anything, and
+:func:`models` lists every codec with the source of its weights at each quality (``nctutor
+models``).
 
 ``load("compressai:mbt2018-mean", 3)`` wraps CompressAI's pretrained models
 (:func:`compressai.zoo.mbt2018_mean` and friends, trained by CompressAI on Vimeo-90k); their
 weights are downloaded once into torch hub's cache, and offline a :class:`ZooError` says so.
 
 Every checkpoint is read with ``torch.load(weights_only=True)``; one made for another
-architecture or widths, or damaged, raises :class:`nctutor.train.CheckpointError`. CompressAI's
+architecture or widths, or damaged, raises :class:`nctutor.errors.CheckpointError`. CompressAI's
 ``load_state_dict`` resizes the entropy coders' buffers; :func:`load` then calls
 ``update(force=True)`` so the CDF tables are recomputed from the loaded parameters.
 """
@@ -91,6 +97,142 @@ def shipped(weights_dir: str | os.PathLike | None = None) -> dict[tuple[str, int
     return dict(sorted(found.items()))
 
 
+# --------------------------------------------------------------------------- where weights are
+
+#: Profiles whose models are worth using when none is asked for, best first (:func:`locate`);
+#: ``smoke`` models train in seconds and are barely codecs, so they are used only when asked for.
+USEFUL_PROFILES = ("gpu", "cpu")
+
+
+def _shipped_file(arch: str, quality: int, profile: str) -> Path | None:
+    """The shipped weights file of ``arch`` at ``quality``, if its manifest says ``profile``."""
+    file = WEIGHTS_DIR / f"{arch}-q{quality}.pt"
+    man_file = file.with_suffix(".json")
+    if not (file.is_file() and man_file.is_file()):
+        return None
+    try:
+        shipped_profile = json.loads(man_file.read_text()).get("profile")
+    except (OSError, ValueError, AttributeError) as e:
+        raise CheckpointError(f"cannot read {man_file}: {e}") from e
+    return file if shipped_profile == profile else None
+
+
+def _complete_run(arch: str, quality: int, prof: config.Profile) -> Path | None:
+    """The cache's run folder of ``arch`` at ``quality`` and ``prof``, if its run is complete (at
+    least the profile's steps; a shorter one is resumed by :func:`load`)."""
+    run = train.run_dir(TrainConfig(model=arch, quality=quality, profile=prof.name))
+    if not ((run / MANIFEST).is_file() and (run / CHECKPOINT).is_file()):
+        return None
+    try:
+        man = json.loads((run / MANIFEST).read_text())
+        complete = man["steps"] >= max(man["settings"]["steps"], prof.steps)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"cannot read {run / MANIFEST}: {e}. Delete the folder "
+                              f"to train afresh.") from e
+    return run if complete else None
+
+
+def train_command(name: str, quality: int, profile: str) -> str:
+    """The shell command that makes the weights of ``name`` at ``quality`` and ``profile``.
+
+    Printed by the command line when they are missing (:func:`locate`); no page calls it.
+    """
+    return f"nctutor train {codecs.canonical_name(name)} --quality {quality} --profile {profile}"
+
+
+def _compressai_file(arch: str, quality: int) -> Path:
+    """Where torch hub keeps CompressAI's pretrained weights of ``arch`` at ``quality``."""
+    from compressai.zoo.image import model_urls
+
+    url = model_urls[arch]["mse"][quality]
+    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+
+
+def locate(name: str, quality: int, profile: str | None = None) -> dict:
+    """Where the weights of codec ``name`` at ``quality`` come from, without loading them.
+
+    Returns ``{"quality", "from", "profile", "path"}`` (and ``"command"`` when they are missing),
+    ``from`` being:
+
+    - ``"shipped"``: the package's weights (``path`` the ``.pt`` file, ``profile`` its manifest's);
+    - ``"cache"``: a complete run in the cache (``path`` its folder);
+    - ``"needs training"``: neither; ``command`` is the ``nctutor train`` command that makes them;
+    - ``"compressai"``: CompressAI's pretrained weights (``compressai:NAME``; ``path`` where torch
+      hub keeps them, ``"downloaded"`` whether they are there).
+
+    ``profile`` is :func:`load`'s: the weights for that profile (shipped ones whose manifest says
+    it, else a complete run in the cache). ``None`` asks for any *useful* profile, the first
+    found of: the shipped weights, a complete run at the ``gpu``, then ``cpu`` profile
+    (:data:`USEFUL_PROFILES`; never ``smoke``'s unless asked for); missing ones then need
+    training at ``cpu``. This is the command line's rule when neither ``--profile`` nor
+    ``$NCTUTOR_PROFILE`` is given; no page calls it.
+    """
+    codecs.lmbda(quality)
+    if name.startswith(COMPRESSAI_PREFIX):
+        file = _compressai_file(codecs.canonical_name(name[len(COMPRESSAI_PREFIX):]), quality)
+        return {"quality": quality, "from": "compressai", "profile": "", "path": str(file),
+                "downloaded": file.is_file()}
+    arch = codecs.canonical_name(name)
+    if profile is None:
+        man = shipped().get((arch, quality))
+        candidates = ([man["profile"]] if man else []) + list(USEFUL_PROFILES)
+    else:
+        candidates = [config.get_profile(profile).name]
+    for prof in map(config.get_profile, dict.fromkeys(candidates)):
+        file = _shipped_file(arch, quality, prof.name)
+        if file is not None:
+            return {"quality": quality, "from": "shipped", "profile": prof.name, "path": str(file)}
+        run = _complete_run(arch, quality, prof)
+        if run is not None:
+            return {"quality": quality, "from": "cache", "profile": prof.name, "path": str(run)}
+    prof = config.get_profile(profile or "cpu")
+    run = train.run_dir(TrainConfig(model=arch, quality=quality, profile=prof.name))
+    return {"quality": quality, "from": "needs training", "profile": prof.name,
+            "path": str(run), "command": train_command(arch, quality, prof.name)}
+
+
+def require(name: str, quality: int, profile: str | None = None) -> dict:
+    """:func:`locate`, raising :class:`ZooError` when the weights need training: the message
+    names what was looked for and the ``nctutor train`` command that makes them.
+
+    Used by the command line (``compress``, ``eval``, ``bench`` never train unless a profile is
+    asked for); no page calls it.
+    """
+    where = locate(name, quality, profile)
+    if where["from"] != "needs training":
+        return where
+    arch = codecs.canonical_name(name)
+    ships = [f"q{q} [{m['profile']}]" for (n, q), m in shipped().items() if n == arch]
+    looked = (f"the {where['profile']} profile" if profile is not None
+              else f"the {' or '.join(USEFUL_PROFILES)} profile")
+    raise ZooError(
+        f"no trained weights for {arch} q{quality} at {looked}: the package ships "
+        + (f"{arch} at {', '.join(ships)} only" if ships else f"no {arch}")
+        + f", and the cache has no complete run ({where['path']}). Make them with "
+        f"`{where['command']}`; `nctutor models` lists the weights there are.")
+
+
+def models(profile: str | None = None) -> list[dict]:
+    """Every codec :func:`load` knows, with the source of its weights at each quality.
+
+    One dict per codec: ``{"name", "kind", "source", "qualities", "weights"}``: ``kind`` is
+    ``"image"`` (the only kind so far; ``"pframe"`` and ``"video"`` are reserved), ``source``
+    ``"nctutor"`` (the book's codecs, :data:`nctutor.codecs.IMAGE_MODELS`) or ``"compressai"``
+    (CompressAI's pretrained models, ``compressai:NAME``), ``qualities`` 1..8, and ``weights`` one
+    :func:`locate` dict per quality (``profile`` as there). What ``nctutor models`` prints;
+    no page calls it.
+    """
+    qualities = list(range(1, len(codecs.LAMBDAS) + 1))
+    found = []
+    for source, prefix in (("nctutor", ""), ("compressai", COMPRESSAI_PREFIX)):
+        for arch in codecs.IMAGE_MODELS:
+            name = prefix + arch
+            found.append({"name": name, "kind": "image", "source": source,
+                          "qualities": qualities,
+                          "weights": [locate(name, q, profile) for q in qualities]})
+    return found
+
+
 # --------------------------------------------------------------------------- load
 
 
@@ -115,10 +257,11 @@ def _compressai_pretrained(arch: str, quality: int) -> torch.nn.Module:
                           "source": "compressai"})
 
 
-def load(name: str, quality: int, profile: str | None = None,
-         progress: bool = False) -> torch.nn.Module:
+def load(name: str, quality: int, profile: str | None = None, progress: bool = False,
+         train_if_missing: bool = True) -> torch.nn.Module:
     """The trained codec ``name`` at ``quality`` (1..8) for ``profile`` (default: the current
-    one): shipped weights, else a complete cached run, else trained now (see the module docstring).
+    one): shipped weights, else a complete cached run, else trained now (see the module docstring)
+    — or, with ``train_if_missing=False``, a :class:`ZooError` naming the command that trains it.
 
     ``"compressai:<name>"`` gives CompressAI's pretrained model instead. The model is in eval mode
     with ``update(force=True)`` done; ``model.nctutor`` records name, quality, profile and source.
@@ -135,33 +278,21 @@ def load(name: str, quality: int, profile: str | None = None,
     arch = codecs.canonical_name(name)
     prof = config.get_profile(profile)
 
-    shipped = WEIGHTS_DIR / f"{arch}-q{quality}.pt"
-    if shipped.is_file() and shipped.with_suffix(".json").is_file():
-        try:
-            shipped_profile = json.loads(shipped.with_suffix(".json").read_text()).get("profile")
-        except (OSError, ValueError) as e:
-            raise CheckpointError(f"cannot read {shipped.with_suffix('.json')}: {e}") from e
-        if shipped_profile == prof.name:
-            return load_exported(shipped)
-
+    file = _shipped_file(arch, quality, prof.name)
+    if file is not None:
+        return load_exported(file)
     cfg = TrainConfig(model=arch, quality=quality, profile=prof.name)
     run = train.run_dir(cfg)
     info = {"name": arch, "quality": quality, "profile": prof.name, "source": str(run)}
-    if (run / MANIFEST).is_file() and (run / CHECKPOINT).is_file():
-        try:
-            man = json.loads((run / MANIFEST).read_text())
-            complete = man["steps"] >= max(man["settings"]["steps"], prof.steps)
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise CheckpointError(f"cannot read {run / MANIFEST}: {e}. Delete the folder "
-                                  f"to train afresh.") from e
-        if complete:
-            ckpt = load_checkpoint(run / CHECKPOINT)
-            s = ckpt.get("settings", {}) if isinstance(ckpt, dict) else {}
-            if s.get("model") != arch or s.get("quality") != quality:
-                raise CheckpointError(f"{run / CHECKPOINT} is for {s.get('model')} "
-                                      f"q{s.get('quality')}, not {arch} q{quality}")
-            model = load_state(arch, int(s["N"]), int(s["M"]), ckpt.get("model"),
-                                run / CHECKPOINT)
-            return _ready(model, info)
+    if _complete_run(arch, quality, prof) is not None:
+        ckpt = load_checkpoint(run / CHECKPOINT)
+        s = ckpt.get("settings", {}) if isinstance(ckpt, dict) else {}
+        if s.get("model") != arch or s.get("quality") != quality:
+            raise CheckpointError(f"{run / CHECKPOINT} is for {s.get('model')} "
+                                  f"q{s.get('quality')}, not {arch} q{quality}")
+        model = load_state(arch, int(s["N"]), int(s["M"]), ckpt.get("model"), run / CHECKPOINT)
+        return _ready(model, info)
+    if not train_if_missing:
+        require(arch, quality, prof.name)  # raises the ZooError that says what to run
     result = train.train(cfg, progress=progress)
     return _ready(result.model, {**info, "source": f"trained: {run}"})

@@ -1,7 +1,9 @@
 """The nctutor command: bit-exact round trips, odd inputs, and errors as messages."""
 
+import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -10,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+import nctutor
 from nctutor import checkpoints, cli, codecs, config, container, data, maintain, train, zoo
 
 
@@ -116,7 +119,6 @@ def test_corrupted_and_foreign_files_are_messages(tmp_path, kodak_png, capsys):
     assert not (tmp_path / "o.png").exists()
 
 
-@pytest.mark.slow  # a fresh interpreter imports torch: 5-15 s on 2 busy cores
 def test_console_script_prints_no_traceback(tmp_path):
     bad = tmp_path / "bad.nct"
     bad.write_bytes(b"NCT1" + bytes(40))
@@ -156,13 +158,13 @@ def test_eval_subcommand_writes_compressai_json(tmp_path, capsys):
     assert "q1:" in said and "q4:" in said and "dB PSNR" in said
     doc = json.loads(out.read_text())
     assert len(doc["results"]["bpp"]) == len(doc["results"]["psnr-rgb"]) == 2
-    # the rate is that of the real streams of the 64×64 centre crop of kodim01
-    x = data.center_crop(data.kodak(1)[0], 64)[None]
+    # the rate is that of the .nct file of the 64×64 centre crop of kodim01, header included
+    x = data.center_crop(data.kodak(1)[0], 64)
     expected = []
     for q in (1, 4):
-        with torch.no_grad():
-            strings = zoo.load("bmshj2018-factorized", q).compress(x)["strings"]
-        expected.append(8 * sum(len(s) for group in strings for s in group) / 64**2)
+        model = zoo.load("bmshj2018-factorized", q)
+        blob = container.encode_image(model, x, "bmshj2018-factorized", q, "smoke")
+        expected.append(8 * len(blob) / 64**2)
     assert sorted(doc["results"]["bpp"]) == pytest.approx(sorted(expected), rel=1e-12)
 
 
@@ -202,11 +204,241 @@ def test_compress_uses_the_shipped_weights_by_default(tmp_path, kodak_png, monke
     assert cli.main(["decompress", str(nct), str(out)]) == 0  # finds them again from the header
     assert cli.main(["eval", "--quality", "2", "--images", "1", "--crop", "64"]) == 0
     assert "profile cpu" in capsys.readouterr().out
-    # an explicit profile wins; a quality that is not shipped is trained, with a warning
+    # a quality that is not shipped: a smoke run in the cache is not used unless asked for
     _finished_run("mbt2018-mean", 3)
-    with pytest.warns(UserWarning, match="no weights are shipped for mbt2018-mean q3"):
-        assert cli.main(["compress", str(kodak_png), str(nct), "--quality", "3"]) == 0
-    assert container.read_header(nct.read_bytes()).profile == "smoke"
+    nct.unlink()
+    assert cli.main(["compress", str(kodak_png), str(nct), "--quality", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "`nctutor train mbt2018-mean --quality 3 --profile cpu`" in err and not nct.exists()
+    for profile in (["--profile", "smoke"], []):  # asked for, by option or by environment
+        monkeypatch.setenv("NCTUTOR_PROFILE", "smoke")
+        assert cli.main(["compress", str(kodak_png), str(nct), "--quality", "3", *profile]) == 0
+        assert container.read_header(nct.read_bytes()).profile == "smoke"
+        monkeypatch.delenv("NCTUTOR_PROFILE")
+    # an explicit profile wins over the shipped weights
     assert cli.main(["compress", str(kodak_png), str(nct), "--quality", "2",
                      "--profile", "smoke"]) == 0
     assert container.read_header(nct.read_bytes()).profile == "smoke"
+
+
+# ----------------------------------------------------------------------------- python -m nctutor
+def test_python_m_nctutor_is_the_command(tmp_path):
+    """``python -m nctutor`` runs :func:`nctutor.cli.main` and exits with its status."""
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "nctutor", *args], capture_output=True,
+                              text=True, timeout=300, env={**os.environ, "NCTUTOR_OFFLINE": "1"})
+
+    version = run("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"nctutor {nctutor.__version__}"
+    missing = run("decompress", str(tmp_path / "nope.nct"), str(tmp_path / "o.png"))
+    assert missing.returncode == 2, missing.stderr
+    assert missing.stderr == f"nctutor: error: input file {tmp_path / 'nope.nct'} does not exist\n"
+
+
+def test_the_cli_module_imports_no_torch():
+    """``nctutor --version`` and ``--help`` answer at once: each command imports what it needs."""
+    code = "import sys, nctutor.cli; print(sorted({'torch', 'compressai'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert out.strip() == "[]"
+
+
+# ----------------------------------------------------------------------------- models
+def _shipped_family(tmp_path, monkeypatch, profile="cpu"):
+    """Weights "shipped" for mbt2018-mean q2 (profile ``profile``) in a folder of their own."""
+    weights = tmp_path / "weights"
+    maintain.export(_finished_run("mbt2018-mean", 2), "mbt2018-mean", 2, weights)
+    man_file = weights / "mbt2018-mean-q2.json"
+    man_file.write_text(json.dumps({**json.loads(man_file.read_text()), "profile": profile}))
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", weights)
+    return weights / "mbt2018-mean-q2.pt"
+
+
+def test_models_lists_every_codec_and_where_its_weights_come_from(tmp_path, monkeypatch,
+                                                                   capsys):
+    shipped = _shipped_family(tmp_path, monkeypatch)  # also a smoke run of mbt2018-mean q2
+    smoke_run = _finished_run("bmshj2018-factorized", 5)
+    with monkeypatch.context() as m:  # a complete run at the cpu profile
+        m.setenv("NCTUTOR_PROFILE", "cpu")
+        cpu_run = _finished_run("bmshj2018-hyperprior", 7)
+    assert cli.main(["models", "--json"]) == 0  # $NCTUTOR_PROFILE is smoke: smoke's weights
+    listed = json.loads(capsys.readouterr().out)
+    assert listed == zoo.models("smoke")
+    by_name = {m["name"]: m for m in listed}
+    assert set(by_name) == set(codecs.IMAGE_MODELS) | {
+        codecs.COMPRESSAI_PREFIX + a for a in codecs.IMAGE_MODELS}
+    for m in listed:
+        assert m["kind"] == "image" and m["qualities"] == list(range(1, 9))
+        assert [w["quality"] for w in m["weights"]] == m["qualities"]
+        assert m["source"] == ("compressai" if m["name"].startswith("compressai:") else "nctutor")
+    fact = by_name["bmshj2018-factorized"]["weights"]
+    assert fact[4] == {"quality": 5, "from": "cache", "profile": "smoke", "path": str(smoke_run)}
+    assert fact[0]["from"] == "needs training" and fact[0]["profile"] == "smoke"
+    assert fact[0]["command"] == "nctutor train bmshj2018-factorized --quality 1 --profile smoke"
+    assert by_name["mbt2018-mean"]["weights"][1]["from"] == "cache"  # shipped ones are for cpu
+    assert by_name["compressai:mbt2018-mean"]["weights"][0]["from"] == "compressai"
+
+    # no profile asked for: the shipped weights, a gpu or cpu run; smoke runs are not offered
+    monkeypatch.delenv("NCTUTOR_PROFILE")
+    assert cli.main(["models"]) == 0
+    said = capsys.readouterr().out
+    assert "mbt2018-mean" in said and "q2 shipped [cpu]" in said and "q7 cache [cpu]" in said
+    assert "bmshj2018-factorized" in said and "q1-q8 needs training [cpu]" in said
+    assert "nctutor train" in said
+    listed = {m["name"]: m["weights"] for m in zoo.models()}
+    assert listed["mbt2018-mean"][1] == {"quality": 2, "from": "shipped", "profile": "cpu",
+                                         "path": str(shipped)}
+    assert listed["bmshj2018-hyperprior"][6]["path"] == str(cpu_run)
+    assert listed["bmshj2018-factorized"][4]["from"] == "needs training"
+    assert cli.main(["models", "--profile", "smoke", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == zoo.models("smoke")
+
+
+# ------------------------------------------------------------------- never train by surprise
+@pytest.fixture
+def tiny_smoke(monkeypatch):
+    """The smoke profile cut to 3 steps of 2 crops of 32 pixels, widths 8 (the factorized prior
+    trains in about a second)."""
+    small = dataclasses.replace(config.PROFILES["smoke"], steps=3, batch_size=2, patch_size=32,
+                                N=8, M=8)
+    monkeypatch.setitem(config.PROFILES, "smoke", small)
+    return small
+
+
+def test_missing_weights_are_refused_with_the_command_that_makes_them(tmp_path, kodak_png,
+                                                                       capsys, tiny_smoke):
+    nct = tmp_path / "a.nct"
+    run = train.run_dir(train.TrainConfig(model="bmshj2018-factorized", quality=6))
+    command = "`nctutor train bmshj2018-factorized --quality 6 --profile smoke`"
+    for argv in (["compress", str(kodak_png), str(nct)],
+                 ["eval", "--images", "1", "--crop", "64"],
+                 ["bench", "--images", "1", "--crop", "64", "--repeat", "1"]):
+        assert cli.main([*argv, "--model", "bmshj2018-factorized", "--quality", "6"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("nctutor: error: no trained weights for bmshj2018-factorized q6")
+        assert command in err and "--profile smoke" in err
+    assert not nct.exists() and not run.exists()  # nothing trained
+    with pytest.raises(zoo.ZooError, match=command):
+        zoo.load("bmshj2018-factorized", 6, train_if_missing=False)
+    assert not run.exists()
+    # an explicit profile is a deliberate choice: trained on the spot
+    assert cli.main(["compress", str(kodak_png), str(nct), "--model", "bmshj2018-factorized",
+                     "--quality", "6", "--profile", "smoke"]) == 0
+    assert json.loads((run / checkpoints.MANIFEST).read_text())["steps"] == tiny_smoke.steps
+    # decompress never trains: without the run, the file is refused with the command
+    shutil.rmtree(run)
+    capsys.readouterr()
+    assert cli.main(["decompress", str(nct), str(tmp_path / "a.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"nctutor: error: {nct}: written by bmshj2018-factorized q6 [smoke]")
+    assert command in err and not run.exists() and not (tmp_path / "a.png").exists()
+
+
+# -------------------------------------------------------------- errors name the user's paths
+def test_input_and_output_errors_name_what_the_user_gave(tmp_path, kodak_png, capsys):
+    _finished_run("bmshj2018-factorized", 1)
+    fact = ["--model", "bmshj2018-factorized", "--quality", "1"]
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    nct = tmp_path / "a.nct"
+    cases = [
+        (["compress", str(folder), str(nct)], f"{folder} is a folder, not an image file"),
+        (["decompress", str(folder), str(tmp_path / "a.png")],
+         f"{folder} is a folder, not an .nct file"),
+        (["compress", str(tmp_path / "nope.png"), str(nct)],
+         f"input file {tmp_path / 'nope.png'} does not exist"),
+        (["compress", str(kodak_png), "/proc/a.nct"], "cannot write /proc/a.nct"),
+        (["compress", str(kodak_png), str(tmp_path / "no" / "a.nct")],
+         f"cannot write {tmp_path / 'no' / 'a.nct'}: the folder {tmp_path / 'no'} does not exist"),
+        (["compress", str(kodak_png), str(folder)], f"{folder} is a folder"),
+        (["compress", str(kodak_png), "--out-dir", str(tmp_path / "no")],
+         f"output folder {tmp_path / 'no'} does not exist"),
+        (["decompress", str(nct), "--out-dir", str(kodak_png)],
+         f"--out-dir {kodak_png} is a file, not a folder"),
+    ]
+    for argv, message in cases:
+        assert cli.main([*argv, *fact] if argv[0] == "compress" else argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("nctutor: error: ") and message in err, (argv, err)
+        assert ".part" not in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crop.png", "photos"]
+
+
+# ----------------------------------------------------------------------------- many files at once
+def test_many_files_at_once_one_model_load(tmp_path, kodak_png, capsys, monkeypatch):
+    _finished_run("mbt2018-mean", 3)
+    images = []
+    for i, (top, left) in enumerate([(0, 0), (100, 200), (300, 500)]):
+        images.append(tmp_path / f"img{i}.png")
+        data.save_image(data.kodak(1)[0][:, top:top + 40, left:left + 70], images[-1])
+    loads = []
+    load = zoo.load
+    monkeypatch.setattr(zoo, "load", lambda *a, **k: loads.append(a) or load(*a, **k))
+    out = tmp_path / "out"
+    out.mkdir()
+    missing = tmp_path / "missing.png"
+    assert cli.main(["compress", str(images[0]), str(missing), *map(str, images[1:]),
+                     "--out-dir", str(out)]) == 2  # one failed, the others are written
+    said = capsys.readouterr()
+    assert said.err == f"nctutor: error: input file {missing} does not exist\n"
+    assert sorted(p.name for p in out.iterdir()) == ["img0.nct", "img1.nct", "img2.nct"]
+    assert all(f"{out / f'img{i}.nct'}: " in said.out for i in range(3)) and len(loads) == 1
+    # decompress them all, one model load; then each PNG is the decoding of its file
+    nct = sorted(out.glob("*.nct"))
+    assert cli.main(["decompress", *map(str, nct), "--out-dir", str(out)]) == 0
+    assert len(loads) == 2
+    model = load("mbt2018-mean", 3)
+    for file in nct:
+        expected = data.to_uint8(container.decode_image(file.read_bytes(), model))
+        written = np.asarray(Image.open(file.with_suffix(".png")))
+        assert np.array_equal(written, expected.permute(1, 2, 0).numpy())
+    # the two-file form is IN OUT, and nothing else
+    capsys.readouterr()
+    for argv, message in [
+        (["compress", str(images[0]), str(images[1])], "is named like an image"),
+        (["compress", *map(str, images)], "give an input and an output file (3 given)"),
+        (["compress", str(images[0])], "give an input and an output file (1 given)"),
+        (["decompress", str(nct[0]), str(nct[1])], "is named like an .nct file"),
+        (["compress", str(images[0]), str(tmp_path / "x" / "img0.png"), "--out-dir", str(out)],
+         "would both be written to"),
+    ]:
+        before = {p: p.read_bytes() for p in [*images, *nct]}
+        assert cli.main(argv) == 2
+        assert message in capsys.readouterr().err
+        assert all(p.read_bytes() == b for p, b in before.items())  # nothing overwritten
+
+
+def test_exact_coder_round_trip(tmp_path, kodak_png, capsys):
+    _finished_run("mbt2018-mean", 3)
+    nct, png = tmp_path / "a.nct", tmp_path / "a.png"
+    assert cli.main(["compress", str(kodak_png), str(nct), "--coder", "exact"]) == 0
+    assert "exact coder" in capsys.readouterr().out
+    blob = nct.read_bytes()
+    assert container.read_header(blob).coder == "exact"
+    assert cli.main(["decompress", str(nct), str(png)]) == 0
+    expected = data.to_uint8(container.decode_image(blob, zoo.load("mbt2018-mean", 3)))
+    assert np.array_equal(np.asarray(Image.open(png)), expected.permute(1, 2, 0).numpy())
+    capsys.readouterr()
+    assert cli.main(["compress", str(kodak_png), str(nct), "--coder", "exact", "--model",
+                     "bmshj2018-factorized"]) == 2
+    assert "use --coder table" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- exit statuses
+@pytest.mark.parametrize("raised, status, said", [
+    (None, 0, ""),
+    (zoo.ZooError("no weights"), 2, "nctutor: error: no weights\n"),
+    (ValueError("bad value"), 2, "nctutor: error: bad value\n"),
+    (FileNotFoundError("no such file"), 2, "nctutor: error: no such file\n"),
+    (RuntimeError("a bug"), 1, "nctutor: internal error: RuntimeError: a bug"),
+    (KeyboardInterrupt(), 130, "nctutor: interrupted\n"),
+])
+def test_exit_statuses(monkeypatch, capsys, raised, status, said):
+    def command(args):
+        if raised is not None:
+            raise raised
+        return 0
+
+    monkeypatch.setattr(cli, "cmd_models", command)
+    assert cli.main(["models"]) == status
+    assert capsys.readouterr().err.startswith(said)

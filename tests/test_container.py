@@ -1,4 +1,5 @@
-"""The .nct container: exact round trips, determinism, and refusal of every damaged file."""
+"""The .nct container (format version 2; version 1 still read): exact round trips with both
+coders, determinism across thread counts and processes, and refusal of every damaged file."""
 
 import json
 import random
@@ -12,10 +13,15 @@ import zlib
 import pytest
 import torch
 
-from nctutor import codecs, container, data
+from nctutor import checkpoints, codecs, container, data, zoo
+from nctutor.codecs.exact import exact, one_thread
 from nctutor.errors import BitstreamError
 
 ARCHS = list(codecs.ARCHITECTURES)
+
+
+def _shipped_file(quality: int):
+    return checkpoints.WEIGHTS_DIR / f"mbt2018-mean-q{quality}.pt"
 
 
 def _tiny(arch, seed=0, N=8, M=8):
@@ -33,6 +39,19 @@ def tiny_models():
 @pytest.fixture(scope="module")
 def crop():
     return data.kodak(1)[0][:, 100:164, 200:280]  # a 64×80 crop of kodim01
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    """The shipped mean-scale model at quality 3 (trained: its latents span dozens of integers)
+    and its exact twin."""
+    model = zoo.load_exported(_shipped_file(3))
+    return model, exact(model)
+
+
+@pytest.fixture(scope="module")
+def photo_crop():
+    return data.kodak(2)[1][:, 200:328, 300:491]  # 128×191 of kodim02: padded to 128×192
 
 
 def _in_memory(model, arch, x):
@@ -55,6 +74,7 @@ def test_round_trip_equals_in_memory_decompress(tiny_models, crop, arch):
     assert torch.equal(first, _in_memory(model, arch, crop))
     h = container.read_header(blob)
     assert (h.model, h.quality, h.profile, h.height, h.width) == (arch, 3, "smoke", 64, 80)
+    assert (h.version, h.kind, h.coder, h.quantizer) == (2, "image", "table", "scalar")
     assert h.shape == codecs.latent_shape(arch, 64, 80)
     assert len(h.lengths) == codecs.num_streams(arch)
     assert h.header_size + h.payload_size == len(blob)
@@ -103,10 +123,14 @@ def test_wrong_model_is_refused(tiny_models, crop):
     blob = container.encode_image(tiny_models["mbt2018-mean"], crop, "mbt2018-mean", 3)
     with pytest.raises(BitstreamError, match="wrong model.*mbt2018-mean"):
         container.decode_image(blob, tiny_models["bmshj2018-hyperprior"])
+    with pytest.raises(BitstreamError, match="wrong model.*mbt2018-mean"):
+        container.decode_image(blob, exact(tiny_models["bmshj2018-hyperprior"]))
     with pytest.raises(BitstreamError, match="N=8, M=8"):
         container.decode_image(blob, _tiny("mbt2018-mean", N=8, M=16))
     with pytest.raises(BitstreamError, match="other weights"):  # same shape, other training
         container.decode_image(blob, _tiny("mbt2018-mean", seed=1))
+    with pytest.raises(BitstreamError, match="other weights"):
+        container.decode_image(blob, exact(_tiny("mbt2018-mean", seed=1)))
 
 
 def test_encoder_checks_its_arguments(tiny_models, crop):
@@ -121,15 +145,252 @@ def test_encoder_checks_its_arguments(tiny_models, crop):
         container.encode_image(model, crop, "bmshj2018-factorized", 9)
     with pytest.raises(ValueError, match="not a mbt2018-mean"):
         container.encode_image(model, crop, "mbt2018-mean", 3)
+    with pytest.raises(ValueError, match="coder must be one of table, exact"):
+        container.encode_image(model, crop, "bmshj2018-factorized", 3, coder="rans")
+    with pytest.raises(ValueError, match="bmshj2018-factorized has none: use coder='table'"):
+        container.encode_image(model, crop, "bmshj2018-factorized", 3, coder="exact")
     untrained = codecs.create("bmshj2018-factorized", N=8, M=8).eval()
     with pytest.raises(ValueError, match="update"):
         container.encode_image(untrained, crop, "bmshj2018-factorized", 3)
+
+
+# --------------------------------------------------------------------------- the exact coder
+
+
+def _encoder_side(model, x):
+    """What the encoder side's (plain CompressAI) model reconstructs from its quantized latents:
+    ``ŷ = round(y - μ) + μ`` with ``μ`` from ``h_s``, then ``g_s(ŷ)`` as an 8-bit image; ``h_s``
+    and ``g_s`` on one thread, the exact coder's arithmetic, ``g_a`` and ``h_a`` at the
+    caller's thread count, as the encoder runs them. Returns ``(ŷ, image)``."""
+    xp = codecs.pad(x[None], codecs.STRIDES["mbt2018-mean"])
+    eb = model.entropy_bottleneck
+    with torch.no_grad():
+        y = model.g_a(xp)
+        z = model.h_a(y)
+        z_hat = eb.decompress(eb.compress(z), z.shape[-2:])
+        with one_thread():
+            _, means = model.h_s(z_hat).chunk(2, 1)
+        y_hat = model.gaussian_conditional.quantize(y, "dequantize", means)
+        with one_thread():
+            x_hat = model.g_s(y_hat).clamp(0, 1)
+    return y_hat, data.to_uint8(codecs.crop(x_hat[0], x.shape[1], x.shape[2]))
+
+
+def _decoded_latents(twin, blob):
+    """``ŷ`` as the exact decoder of ``twin`` gets it from the file ``blob``."""
+    h = container.read_header(blob)
+    y, z = blob[h.header_size:][: h.lengths[0]], blob[h.header_size + h.lengths[0]:]
+    with torch.no_grad():
+        z_hat = twin.entropy_bottleneck.decompress([z], h.shape)
+        return twin._decode_y([y], *twin._params(z_hat))
+
+
+def test_exact_and_table_files_of_the_same_image(shipped, photo_crop):
+    model, twin = shipped
+    table = container.encode_image(model, photo_crop, "mbt2018-mean", 3, "cpu")
+    blob = container.encode_image(model, photo_crop, "mbt2018-mean", 3, "cpu", coder="exact")
+    assert container.encode_image(twin, photo_crop, "mbt2018-mean", 3, "cpu",
+                                  coder="exact") == blob  # a twin given is used as it is
+    assert container.encode_image(twin, photo_crop, "mbt2018-mean", 3, "cpu") == table
+    h, ht = container.read_header(blob), container.read_header(table)
+    assert (h.coder, ht.coder) == ("exact", "table")
+    assert h.fingerprint == ht.fingerprint == codecs.model_fingerprint(twin)
+    # the same z stream; y in other bytes, and fewer of them (no 64-scale table, 24-bit CDFs)
+    assert blob[-h.lengths[1]:] == table[-ht.lengths[1]:]
+    assert h.lengths[0] < ht.lengths[0]
+    # the headers differ in the coder byte and the y length (and the CRC) only: the stream table
+    # ends the header with n, the lengths of y and z, then the CRC
+    y_len = h.header_size - 12
+    assert h.header_size == ht.header_size and (blob[6], table[6]) == (1, 0)
+    assert blob[:6] + blob[7:y_len] == table[:6] + table[7:y_len]
+    # either model decodes either file (the header says how): the table file to CompressAI's own
+    # image, the exact file to the encoder side's (one thread for h_s and g_s); the two differ
+    # at most in the last float bits
+    y_hat, expected = _encoder_side(model, photo_crop)
+    cai = _in_memory(model, "mbt2018-mean", photo_crop)
+    for decoder in (model, twin):
+        assert torch.equal(data.to_uint8(container.decode_image(blob, decoder)), expected)
+        assert torch.equal(container.decode_image(table, decoder), cai)
+    assert torch.equal(_decoded_latents(twin, blob), y_hat)
+    assert (data.to_uint8(cai).int() - expected.int()).abs().max() <= 1
+
+
+def test_exact_files_decode_identically_at_1_and_2_threads(shipped, photo_crop):
+    """Encoded at 1 and at 2 threads, each file decoded at 1 and at 2 threads: the entropy-decoded
+    latents are the encoder's, and the 8-bit images are the encoder side's reconstruction."""
+    model, twin = shipped
+    saved = torch.get_num_threads()
+    try:
+        for enc in (1, 2):
+            torch.set_num_threads(enc)
+            blob = container.encode_image(twin, photo_crop, "mbt2018-mean", 3, "cpu",
+                                          coder="exact")
+            y_hat, expected = _encoder_side(model, photo_crop)
+            for dec in (1, 2):
+                torch.set_num_threads(dec)
+                assert torch.equal(_decoded_latents(twin, blob), y_hat), (enc, dec)
+                got = data.to_uint8(container.decode_image(blob, twin))
+                assert torch.equal(got, expected), (enc, dec)
+                assert torch.get_num_threads() == dec  # the decoder restored the caller's count
+    finally:
+        torch.set_num_threads(saved)
+
+
+_OTHER_PROCESS = textwrap.dedent("""
+    import sys, torch
+    from nctutor import container, data, zoo
+    weights, image, blob, out = sys.argv[1:]
+    torch.set_num_threads(1)
+    model = zoo.load_exported(weights)
+    x = torch.load(image)
+    with open(out + ".nct", "wb") as f:
+        f.write(container.encode_image(model, x, "mbt2018-mean", 3, "cpu", coder="exact"))
+    with open(blob, "rb") as f:
+        torch.save(data.to_uint8(container.decode_image(f.read(), model)), out + ".pt")
+""")
+
+
+def test_exact_files_cross_processes_and_thread_counts(shipped, photo_crop, tmp_path):
+    """A file written here (2 threads) decodes in another process (1 thread, the model loaded
+    afresh) to the same 8-bit image, and that process writes a file that decodes here to the
+    encoder side's image."""
+    model, _ = shipped
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        blob = container.encode_image(model, photo_crop, "mbt2018-mean", 3, "cpu", coder="exact")
+        _, expected = _encoder_side(model, photo_crop)
+        here = data.to_uint8(container.decode_image(blob, model))
+        torch.save(photo_crop.clone(), tmp_path / "x.pt")
+        (tmp_path / "here.nct").write_bytes(blob)
+        run = subprocess.run([sys.executable, "-c", _OTHER_PROCESS, str(_shipped_file(3)),
+                              str(tmp_path / "x.pt"), str(tmp_path / "here.nct"),
+                              str(tmp_path / "there")], capture_output=True, text=True,
+                             timeout=300)
+        assert run.returncode == 0, run.stderr
+        there_blob = (tmp_path / "there.nct").read_bytes()
+        there_image = torch.load(tmp_path / "there.pt")
+        back = data.to_uint8(container.decode_image(there_blob, model))
+        torch.set_num_threads(1)
+        _, expected_there = _encoder_side(model, photo_crop)  # the other side's encoder
+    finally:
+        torch.set_num_threads(saved)
+    assert container.read_header(there_blob).coder == "exact"
+    assert torch.equal(here, expected) and torch.equal(there_image, expected)
+    assert torch.equal(back, expected_there)
+
+
+@pytest.mark.slow  # 26 photos × 2 encodes and 4 decodes: 3-5 min per quality on 2 cores
+@pytest.mark.parametrize("quality", [1, 2, 3, 4])
+def test_exact_coder_is_bit_exact_on_kodak_and_clic(quality):
+    """Acceptance: with the shipped weights, every Kodak image and both CLIC photos coded with
+    ``coder="exact"`` at 1 and at 2 threads decode, at 1 and at 2 threads, to the 8-bit image
+    that the encoder side's model reconstructs from the same quantized latents."""
+    model = zoo.load_exported(_shipped_file(quality))
+    twin = exact(model)
+    saved = torch.get_num_threads()
+    same_bytes, pixels = 0, 0
+    try:
+        for images in (data.kodak(), data.clic()):
+            for i, name in enumerate(images.names):
+                x = images[i]
+                blobs = {}
+                for enc in (1, 2):
+                    torch.set_num_threads(enc)
+                    blobs[enc] = container.encode_image(twin, x, "mbt2018-mean", quality, "cpu",
+                                                        coder="exact")
+                    _, expected = _encoder_side(model, x)
+                    for dec in (1, 2):
+                        torch.set_num_threads(dec)
+                        got = data.to_uint8(container.decode_image(blobs[enc], twin))
+                        assert torch.equal(got, expected), (name, quality, enc, dec)
+                same_bytes += blobs[1] == blobs[2]
+                pixels += x.shape[1] * x.shape[2]
+    finally:
+        torch.set_num_threads(saved)
+    print(f"\nq{quality}: 26 photos ({pixels} pixels) bit-exact, encoded and decoded at 1 and 2 "
+          f"threads; {same_bytes} of 26 files byte-identical whether encoded at 1 or 2 threads")
+
+
+# --------------------------------------------------------------------------- version 1
+
+
+_V1_FIXED = struct.Struct(">4sBBBBIIHHHHIBB")  # the layout of version 1, written out here
+
+
+def _write_v1(model, x, model_name, quality, profile=""):
+    """What the first ``encode_image`` wrote (format version 1), kept as a writer of the tests."""
+    arch = codecs.architecture_of(model_name)
+    with torch.no_grad():
+        out = model.compress(codecs.pad(x[None], codecs.STRIDES[arch]))
+    streams = [bytes(s[0]) for s in out["strings"]]
+    name, prof = model_name.encode(), profile.encode()
+    head = _V1_FIXED.pack(b"NCT1", 1, 0, quality, len(streams), x.shape[1], x.shape[2],
+                          *(int(v) for v in out["shape"]), model.N, model.M,
+                          codecs.model_fingerprint(model), len(name), len(prof))
+    head += name + prof + b"".join(struct.pack(">I", len(s)) for s in streams)
+    payload = b"".join(streams)
+    return head + struct.pack(">I", zlib.crc32(payload, zlib.crc32(head))) + payload
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_version_1_files_still_decode(tiny_models, crop, arch):
+    model = tiny_models[arch]
+    old = _write_v1(model, crop, arch, 2, "smoke")
+    h = container.read_header(old)
+    assert (h.version, h.kind, h.coder, h.quantizer) == (1, "image", "table", "scalar")
+    assert (h.model, h.quality, h.profile, h.height, h.width) == (arch, 2, "smoke", 64, 80)
+    assert h.header_size + h.payload_size == len(old)
+    new = container.encode_image(model, crop, arch, 2, "smoke")
+    assert old[container.read_header(old).header_size:] == new[container.read_header(
+        new).header_size:]  # the same streams, only the header changed
+    assert torch.equal(container.decode_image(old, model), container.decode_image(new, model))
+    assert torch.equal(container.decode_image(old, model), _in_memory(model, arch, crop))
+    if arch != "bmshj2018-factorized":
+        assert torch.equal(container.decode_image(old, exact(model)),
+                           _in_memory(model, arch, crop))
+
+
+def test_version_1_damage_is_refused(tiny_models, crop):
+    old = _write_v1(tiny_models["mbt2018-mean"], crop, "mbt2018-mean", 3)
+    hs = container.read_header(old).header_size
+    rng = random.Random(7)
+    bad = [old[:c] for c in (4, 5, 29, 30, 31, hs - 1, hs, len(old) - 1)] + [old + b"\0"]
+    for _ in range(40):
+        a = bytearray(old)
+        a[rng.randrange(len(old))] ^= rng.randrange(1, 256)
+        bad.append(bytes(a))
+    forged = {7: b"\x03", 6: b"\x00", 5: b"\x01", 8: struct.pack(">I", 16385)}  # n, q, pad, H
+    bad += [_refit_crc(old[:p] + raw + old[p + len(raw):], hs) for p, raw in forged.items()]
+    for b in bad:
+        with pytest.raises(BitstreamError):
+            container.read_header(b)
+
+
+# --------------------------------------------------------------------------- damaged files
 
 
 def _refit_crc(blob: bytes, header_size: int) -> bytes:
     """Recompute the CRC, as a forger (or a buggy encoder) would."""
     crc = zlib.crc32(blob[header_size:], zlib.crc32(blob[: header_size - 4]))
     return blob[: header_size - 4] + struct.pack(">I", crc) + blob[header_size:]
+
+
+def _set(blob: bytes, pos: int, raw: bytes, hs: int) -> bytes:
+    """``blob`` with ``raw`` written at ``pos`` and the CRC recomputed."""
+    return _refit_crc(blob[:pos] + raw + blob[pos + len(raw):], hs)
+
+
+def _restream(blob: bytes, n: int) -> bytes:
+    """``blob`` (version 2) with its payload cut into ``n`` streams, the header rewritten to
+    match: a well-formed file with another number of streams."""
+    h = container.read_header(blob)
+    table = h.header_size - 4 - 4 * (len(h.lengths) + 1)  # where the stream table starts
+    cut = [h.payload_size // n] * (n - 1)
+    lengths = cut + [h.payload_size - sum(cut)]
+    head = blob[:table] + struct.pack(f">{n + 1}I", n, *lengths)
+    payload = blob[h.header_size:]
+    return head + struct.pack(">I", zlib.crc32(payload, zlib.crc32(head))) + payload
 
 
 def _variants(blob: bytes, h: container.Header, png: bytes) -> list[tuple[str, bytes]]:
@@ -151,9 +412,9 @@ def _variants(blob: bytes, h: container.Header, png: bytes) -> list[tuple[str, b
         out.append((f"bytes {sorted(ps)}", flip(blob, ps)))
     # truncation at every field boundary of the header, inside the payload, one byte short
     name_end = container._FIXED.size + len(h.model) + len(h.profile)
-    cuts = {0, 1, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 28, 29, 30, container._FIXED.size + 1,
-            name_end, name_end + 2, hs - 4, hs - 1, hs, hs + 1, hs + h.lengths[0],
-            (hs + len(blob)) // 2, len(blob) - 1}
+    cuts = {0, 1, 3, 4, 5, 6, 7, 8, 9, 10, 14, 18, 22, 26, 30, 31, 32,
+            container._FIXED.size + 1, name_end, name_end + 2, name_end + 4, name_end + 6,
+            hs - 4, hs - 1, hs, hs + 1, hs + h.lengths[0], (hs + len(blob)) // 2, len(blob) - 1}
     for c in sorted(cuts):
         out.append((f"truncated at {c}", blob[:c]))
     for extra in (b"\0", b"garbage", bytes(range(256)), blob):  # appended garbage, twice over
@@ -163,20 +424,23 @@ def _variants(blob: bytes, h: container.Header, png: bytes) -> list[tuple[str, b
             ("zeros", bytes(200)), ("jpeg magic", b"\xff\xd8\xff\xe0" + bytes(100))]
     # well-formed CRC, but fields a decoder must refuse before allocating anything
     forged = {
-        "version 2": (4, b"\x02"), "padding 7": (5, b"\x07"), "quality 0": (6, b"\x00"),
-        "quality 200": (6, b"\xc8"), "3 streams": (7, b"\x03"),
-        "height 2^31": (8, struct.pack(">I", 1 << 31)), "width 0": (12, struct.pack(">I", 0)),
-        "height 16385": (8, struct.pack(">I", 16385)),
-        "60000×60000": (8, struct.pack(">II", 60000, 60000)),
-        "shape 9999": (16, struct.pack(">H", 9999)), "N 0": (20, b"\0\0"),
-        "name length 0": (28, b"\x00"), "name length 255": (28, b"\xff"),
-        "profile length 200": (29, b"\xc8"), "model name 'x'": (30, b"x"),
-        "stream length 2^32-1": (name_end, b"\xff\xff\xff\xff"),
-        "stream length 0": (name_end, b"\0\0\0\0"),
+        "version 3": (4, b"\x03"), "version 0": (4, b"\x00"), "version 1": (4, b"\x01"),
+        "kind 1": (5, b"\x01"), "coder 2": (6, b"\x02"), "quantizer 1": (7, b"\x01"),
+        "padding 7": (8, b"\x07"), "quality 0": (9, b"\x00"), "quality 200": (9, b"\xc8"),
+        "height 2^31": (10, struct.pack(">I", 1 << 31)), "width 0": (14, struct.pack(">I", 0)),
+        "height 16385": (10, struct.pack(">I", 16385)),
+        "60000×60000": (10, struct.pack(">II", 60000, 60000)),
+        "shape 9999": (18, struct.pack(">H", 9999)), "N 0": (22, b"\0\0"),
+        "name length 0": (30, b"\x00"), "name length 255": (30, b"\xff"),
+        "profile length 200": (31, b"\xc8"), "model name 'x'": (32, b"x"),
+        "3 streams": (name_end, struct.pack(">I", 3)),
+        "2^32-1 streams": (name_end, b"\xff\xff\xff\xff"),
+        "1 stream": (name_end, struct.pack(">I", 1)), "0 streams": (name_end, bytes(4)),
+        "stream length 2^32-1": (name_end + 4, b"\xff\xff\xff\xff"),
+        "stream length 0": (name_end + 4, b"\0\0\0\0"),
     }
     for what, (pos, raw) in forged.items():
-        b = blob[:pos] + raw + blob[pos + len(raw):]
-        out.append((f"forged {what}", _refit_crc(b, hs)))
+        out.append((f"forged {what}", _set(blob, pos, raw, hs)))
     # a file rewritten with another model name but a valid CRC: another architecture's file
     out.append(("forged model name", _refit_crc(blob.replace(b"mbt2018-mean", b"mbt2018-xxxx"),
                                                  hs)))
@@ -186,15 +450,18 @@ def _variants(blob: bytes, h: container.Header, png: bytes) -> list[tuple[str, b
     return out
 
 
-def test_200_damaged_files_raise_bitstream_error_fast(tiny_models, crop, monkeypatch):
+@pytest.mark.parametrize("coder", container.CODERS)
+def test_200_damaged_files_raise_bitstream_error_fast(tiny_models, crop, monkeypatch, coder):
     model = tiny_models["mbt2018-mean"]
-    blob = container.encode_image(model, crop, "mbt2018-mean", 3, profile="smoke")
+    blob = container.encode_image(model, crop, "mbt2018-mean", 3, profile="smoke", coder=coder)
     h = container.read_header(blob)
+    assert h.coder == coder
     png = data.path("kodak/kodim23.png").read_bytes()[:3000]
     variants = _variants(blob, h, png)
     assert len(variants) == 200 and len({v for _, v in variants}) == 200
     calls = []
     monkeypatch.setattr(model, "decompress", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(container, "exact", lambda *a, **k: calls.append(a))
     times = []
     for what, bad in variants:
         tic = time.perf_counter()
@@ -203,7 +470,7 @@ def test_200_damaged_files_raise_bitstream_error_fast(tiny_models, crop, monkeyp
         times.append(time.perf_counter() - tic)
         assert times[-1] < 1.0, what
     assert calls == []  # refused before the entropy decoder or any tensor was touched
-    print(f"\n200 damaged files: max {1e3 * max(times):.2f} ms, "
+    print(f"\n200 damaged {coder} files: max {1e3 * max(times):.2f} ms, "
           f"total {1e3 * sum(times):.1f} ms")
 
 
@@ -211,18 +478,39 @@ def test_forged_messages_say_what_is_wrong(tiny_models, crop):
     blob = container.encode_image(tiny_models["bmshj2018-factorized"], crop,
                                   "bmshj2018-factorized", 2)
     hs = container.read_header(blob).header_size
+    newer = "written by a newer nctutor; upgrade nctutor"
     cases = {
         "bad magic": b"\x89PNG" + blob[4:],
         "truncated": blob[:-1],
         "trailing": blob + b"x",
         "CRC32": blob[:-1] + bytes([blob[-1] ^ 1]),
-        "unsupported format version 2": _refit_crc(blob[:4] + b"\x02" + blob[5:], hs),
-        "implausible image size": _refit_crc(blob[:8] + struct.pack(">I", 10**6) + blob[12:], hs),
+        "format version 3: the file was written by a newer nctutor": _set(blob, 4, b"\x03", hs),
+        "unsupported format version 0": _set(blob, 4, b"\x00", hs),
+        f"unknown kind 1 .*{newer}": _set(blob, 5, b"\x01", hs),
+        f"unknown coder 2 \\(this nctutor knows table, exact\\).*{newer}": _set(blob, 6, b"\x02",
+                                                                                hs),
+        f"unknown quantizer 1 .*{newer}": _set(blob, 7, b"\x01", hs),
+        "bmshj2018-factorized has no exact coder": _set(blob, 6, b"\x01", hs),
+        "implausible image size": _set(blob, 10, struct.pack(">I", 10**6), hs),
+        "2 streams, bmshj2018-factorized writes 1": _restream(blob, 2),
     }
     for message, bad in cases.items():
         with pytest.raises(BitstreamError, match=message):
             container.read_header(bad)
     assert isinstance(BitstreamError("x"), ValueError)
+
+
+def test_wrong_coder_byte_is_caught_by_the_y_stream(shipped, photo_crop):
+    """A table file relabelled exact (CRC recomputed) passes the container's checks; the exact
+    decoder then reads CompressAI's bytes as its own stream, and its preamble or the CRC of the
+    symbols refuses it. The other way round, CompressAI's decoder gets no such check."""
+    model, _ = shipped
+    table = container.encode_image(model, photo_crop, "mbt2018-mean", 3, "cpu")
+    hs = container.read_header(table).header_size
+    relabelled = _set(table, 6, b"\x01", hs)
+    assert container.read_header(relabelled).coder == "exact"
+    with pytest.raises(BitstreamError, match="y stream"):
+        container.decode_image(relabelled, model)
 
 
 @pytest.mark.slow
@@ -231,7 +519,7 @@ def test_large_clic_image_memory(tmp_path):
     its peak RSS (ru_maxrss) measures this alone."""
     script = textwrap.dedent("""
         import json, resource, time, torch
-        from nctutor import bitstream, data, models
+        from nctutor import codecs, container, data
         x = data.clic()[0]
         torch.manual_seed(0)
         m = codecs.create("mbt2018-mean", N=16, M=24).eval(); m.update(force=True)
@@ -255,3 +543,14 @@ def test_large_clic_image_memory(tmp_path):
           f" MB above the loaded interpreter), encode {r['enc_s']:.2f} s, decode "
           f"{r['dec_s']:.2f} s, {8 * r['bytes'] / (2048 * 1363):.3f} bpp (untrained)")
     assert r["after_mb"] - r["before_mb"] < 2048
+
+
+def test_architecture_of_model_knows_our_twins_not_other_libraries_subclasses():
+    from compressai.models import JointAutoregressiveHierarchicalPriors
+
+    from nctutor.codecs.exact import ExactMeanScaleHyperprior
+
+    assert codecs.architecture_of_model(ExactMeanScaleHyperprior(N=8, M=8)) == "mbt2018-mean"
+    assert codecs.architecture_of_model(codecs.create("mbt2018-mean", N=8, M=8)) == "mbt2018-mean"
+    with pytest.raises(TypeError, match="JointAutoregressiveHierarchicalPriors"):
+        codecs.architecture_of_model(JointAutoregressiveHierarchicalPriors(N=8, M=8))

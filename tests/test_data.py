@@ -15,13 +15,22 @@ import torch
 
 from nctutor import data
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-needs_shared = pytest.mark.skipif(not (SHARED / "kodak").is_dir(), reason="no ../shared/data")
+
+def shared(monkeypatch, *folders: str) -> Path:
+    """The first data root (:func:`nctutor.data.roots`: ``$NCTUTOR_DATA``, else ``../shared/data``
+    beside the checkout or the working folder) holding every manifest file under ``folders``,
+    made the test's only root (``NCTUTOR_DATA``); the test is skipped, saying so, if none does."""
+    searched = data.roots()
+    for root in searched:
+        if all((root / rel).is_file() for folder in folders for rel in data.files(folder)):
+            monkeypatch.setenv("NCTUTOR_DATA", str(root))
+            return root
+    pytest.skip(f"no data root holds all of {', '.join(folders)} (searched: "
+                f"{', '.join(map(str, searched))}); set NCTUTOR_DATA to the book's data folder")
 
 
-@needs_shared
 def test_kodak_is_24_images_of_the_right_size(monkeypatch):
-    monkeypatch.setenv("NCTUTOR_DATA", str(SHARED))
+    shared(monkeypatch, "kodak")
     kodak = data.kodak()
     assert len(kodak) == 24
     for i in range(len(kodak)):
@@ -31,8 +40,8 @@ def test_kodak_is_24_images_of_the_right_size(monkeypatch):
         assert 0 <= float(x.min()) and float(x.max()) <= 1
 
 
-@needs_shared
-def test_training_and_video_sets():
+def test_training_and_video_sets(monkeypatch):
+    shared(monkeypatch, "bsds500", "clic", "video")
     assert len(data.bsds500("train")) == 200 and len(data.bsds500("all")) == 500
     assert data.clic()[0].shape == (3, 1363, 2048)
     clip = data.video_clip("carphone_pristine", max_frames=3)
@@ -65,10 +74,10 @@ def test_unreadable_image_is_a_data_error(tmp_path):
         data.load_image(bad)
 
 
-@needs_shared
 def test_corrupted_local_file_is_refused(monkeypatch, tmp_path):
+    shared_root = shared(monkeypatch, "kodak")
     (tmp_path / "kodak").mkdir()
-    shutil.copy(SHARED / "kodak" / "kodim03.png", tmp_path / "kodak" / "kodim01.png")
+    shutil.copy(shared_root / "kodak" / "kodim03.png", tmp_path / "kodak" / "kodim01.png")
     monkeypatch.setenv("NCTUTOR_DATA", str(tmp_path))
     monkeypatch.setenv("NCTUTOR_OFFLINE", "1")
     with pytest.raises(data.DataError, match="checksum"):
@@ -94,12 +103,12 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@needs_shared
 def test_download_verifies_and_writes_atomically(monkeypatch, tmp_path, server):
+    shared_root = shared(monkeypatch, "kodak")
     www, url = server
     (www / "kodak").mkdir()
-    shutil.copy(SHARED / "kodak" / "kodim01.png", www / "kodak" / "kodim01.png")
-    shutil.copy(SHARED / "kodak" / "kodim03.png", www / "kodak" / "kodim02.png")  # corrupted
+    shutil.copy(shared_root / "kodak" / "kodim01.png", www / "kodak" / "kodim01.png")
+    shutil.copy(shared_root / "kodak" / "kodim03.png", www / "kodak" / "kodim02.png")  # corrupted
     empty = tmp_path / "empty"
     empty.mkdir()
     monkeypatch.setenv("NCTUTOR_DATA", str(empty))
@@ -122,14 +131,15 @@ def test_download_verifies_and_writes_atomically(monkeypatch, tmp_path, server):
         data.path("kodak/kodim05.png")
 
 
-@needs_shared
 def test_download_of_an_archive(monkeypatch, tmp_path, server):
+    shared_root = shared(monkeypatch, "bsds500/train")
     www, url = server
     names = [Path(r).name for r in data.files("bsds500/train")[:2]]
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         for name in names:
-            tar.add(SHARED / "bsds500" / "train" / name, f"BSR/BSDS500/data/images/train/{name}")
+            tar.add(shared_root / "bsds500" / "train" / name,
+                    f"BSR/BSDS500/data/images/train/{name}")
     (www / "BSR_bsds500.tgz").write_bytes(buf.getvalue())
     empty = tmp_path / "empty"
     empty.mkdir()

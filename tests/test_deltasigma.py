@@ -253,3 +253,50 @@ def test_argument_checks() -> None:
         qds.shape_noise(c, order=0)
     with pytest.raises(ValueError):
         qds.quantization_error(c, torch.rand(4))
+
+
+# Mutation testing (.ci/mutmut.sh) found what the checks above never looked at: the messages,
+# the defaults, dim = -ndim, orders above 2 in shape_noise, a sequence of one step.
+
+C5 = torch.rand(5)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: qds.modulate([0.1, 0.2]), TypeError, "c must be a torch.Tensor, got list"),
+        (lambda: qds.modulate(torch.arange(5)), TypeError, "c must have a floating point dtype"),
+        (lambda: qds.modulate(torch.tensor(0.3)), ValueError, "c must have at least one dim"),
+        (lambda: qds.modulate(C5, order=1.0), TypeError, "order must be an int, got float"),
+        (lambda: qds.modulate(C5, order=True), TypeError, "order must be an int, got bool"),
+        (lambda: qds.modulate(C5, order=3), ValueError, r"order must be one of \(1, 2\), got 3"),
+        (lambda: qds.modulate(C5, dim=0.0), TypeError, "dim must be an int, got float"),
+        (lambda: qds.modulate(C5, dim=-2), ValueError, "dim=-2 is out of range for a tensor "
+                                                       "with 1 dimensions"),
+        (lambda: qds.shape_noise([0.1]), TypeError, "e must be a torch.Tensor"),
+        (lambda: qds.shape_noise(C5, order=0), ValueError, "order must be >= 1, got 0"),
+        (lambda: qds.quantization_error([0.1], C5), TypeError, "b must be a torch.Tensor"),
+        (lambda: qds.quantization_error(C5, [0.1]), TypeError, "y must be a torch.Tensor"),
+        (lambda: qds.quantization_error(C5, torch.rand(4)), ValueError,
+         r"b and y must have the same shape, got \(5,\) and \(4,\)"),
+        (lambda: qds.binarize_ste(0.5), TypeError, "x must be a torch.Tensor, got float"),
+    ],
+)
+def test_argument_errors_say_what_is_wrong(call, error, message) -> None:
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_defaults_and_edge_cases() -> None:
+    c = torch.randn(7, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert not torch.equal(qds.modulate(c, order=1), qds.modulate(c, order=2))
+    assert torch.equal(qds.modulate(c), qds.modulate(c, order=1))  # the default is order 1
+    assert torch.equal(qds.modulate(c, dim=-2), qds.modulate(c, dim=0))  # dim = -ndim is valid
+    assert torch.equal(qds.shape_noise(c), qds.shape_noise(c, order=1))
+    # any order >= 1: (1 - z^-1)^3 = 1 - 3 z^-1 + 3 z^-2 - z^-3, zero before i = 0
+    z = torch.cat([torch.zeros(3, 3, dtype=c.dtype), c])
+    third = z[3:] - 3 * z[2:-1] + 3 * z[1:-2] - z[:-3]
+    torch.testing.assert_close(qds.shape_noise(c, order=3), third, rtol=0, atol=1e-12)
+    one = torch.tensor([0.7])  # a single step: nothing before it, so e[0] itself
+    assert torch.equal(qds.shape_noise(one, order=2), one)
+    assert qds.binarize_ste(torch.tensor(0.0)).item() == 1.0  # a scalar is accepted; B(0) = +1

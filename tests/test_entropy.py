@@ -5,6 +5,7 @@ import pytest
 import scipy.stats
 
 from nctutor import entropy as E
+from nctutor.errors import BitstreamError
 
 
 def test_rounded_pmf_matches_scipy_and_sums_to_one():
@@ -80,6 +81,26 @@ def test_constriction_overhead_below_one_percent(density, sigma):
 
 
 @pytest.mark.parametrize("density", ["gaussian", "laplace"])
+def test_constriction_bits_is_the_exact_coder(density):
+    """One coder, one alphabet rule: constriction_bits counts the very stream of encode_gaussian
+    (alphabet [min, max] of the data, stored), and the density is part of the model: decoding
+    with the other one fails its CRC instead of returning other symbols."""
+    rng = np.random.default_rng(4)
+    scales = np.exp(rng.uniform(np.log(0.3), np.log(6.0), 5000))
+    means = rng.normal(0, 4, 5000)
+    _, q = E.sample_rounded(5000, scales, means, density=density, seed=8)
+    q[0] = 400  # far in the tail of every model: still in the stored alphabet
+    nbits, decoded = E.constriction_bits(q, scales, means, density=density)
+    stream = E.encode_gaussian(q, means, scales, density)
+    assert nbits == 8 * len(stream)
+    np.testing.assert_array_equal(decoded, q)
+    np.testing.assert_array_equal(E.decode_gaussian(stream, means, scales, density).numpy(), q)
+    other = "laplace" if density == "gaussian" else "gaussian"
+    with pytest.raises(BitstreamError, match="CRC"):
+        E.decode_gaussian(stream, means, scales, other)
+
+
+@pytest.mark.parametrize("density", ["gaussian", "laplace"])
 def test_compressai_round_trip_and_overhead(density):
     rng = np.random.default_rng(5)
     scales = np.exp(rng.uniform(np.log(0.5), np.log(8.0), 20_000))
@@ -128,8 +149,10 @@ def test_argument_checks():
         E.constriction_bits(np.zeros(4, dtype=int), 0.0)
     with pytest.raises(ValueError, match="integers"):
         E.constriction_bits(np.zeros(4), 1.0)
-    with pytest.raises(ValueError, match="alphabet"):
-        E.constriction_bits(np.array([0, 1000]), 1.0, margin=5)
+    with pytest.raises(ValueError, match="MAX_SPAN"):
+        E.constriction_bits(np.array([0, E.MAX_SPAN + 1]), 1.0)
+    with pytest.raises(ValueError, match="unknown density"):
+        E.constriction_bits(np.zeros(4, dtype=int), 1.0, density="cauchy")
     with pytest.raises(ValueError, match="positive integer"):
         E.sample_rounded(0, 1.0)
 

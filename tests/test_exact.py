@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 import scipy.stats
 import torch
-from compressai.models import MeanScaleHyperprior, ScaleHyperprior
+from compressai.models import (
+    JointAutoregressiveHierarchicalPriors,
+    MeanScaleHyperprior,
+    ScaleHyperprior,
+)
 
 from nctutor import codecs, data
 from nctutor.codecs import exact as exact_mod
@@ -127,9 +131,11 @@ def test_exact_twin_is_a_drop_in(pair, crop):
     assert isinstance(twin, ScaleHyperprior | MeanScaleHyperprior) and not twin.training
     for a, b in zip(model.state_dict().values(), twin.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+    assert codecs.model_fingerprint(twin) == codecs.model_fingerprint(model)  # tables copied
     c, e = model.compress(crop), twin.compress(crop)
     assert e["strings"][1] == c["strings"][1] and tuple(e["shape"]) == tuple(c["shape"])
-    x_c = model.decompress(c["strings"], c["shape"])["x_hat"]
+    with exact_mod.one_thread():  # the twin's decoder arithmetic: h_s and g_s on one thread
+        x_c = model.decompress(c["strings"], c["shape"])["x_hat"]
     x_e = twin.decompress(e["strings"], e["shape"])["x_hat"]
     assert torch.equal(x_e, x_c)  # same y_hat, hence bit-identical reconstructions
     y = model.g_a(crop)
@@ -142,33 +148,64 @@ def test_batches_give_one_string_per_image(pair, crop):
     x = torch.cat([crop[..., :64, :64], crop[..., 64:, 64:]])
     e, c = twin.compress(x), model.compress(x)
     assert len(e["strings"][0]) == 2 and e["strings"][0][0] != e["strings"][0][1]
-    assert torch.equal(twin.decompress(e["strings"], e["shape"])["x_hat"],
-                       model.decompress(c["strings"], c["shape"])["x_hat"])
+    with exact_mod.one_thread():
+        x_c = model.decompress(c["strings"], c["shape"])["x_hat"]
+    assert torch.equal(twin.decompress(e["strings"], e["shape"])["x_hat"], x_c)
     with pytest.raises(ValueError, match="1 y strings for a batch of 2"):
         twin.decompress([e["strings"][0][:1], e["strings"][1]], e["shape"])
 
 
 def test_decoding_is_bit_exact_across_thread_counts(pair, crop):
-    """The decoder's scales come from h_s at another thread count than the encoder's: they are
-    bit-identical, so y decodes (a one-bit difference would fail the CRC) to the same y_hat.
-    (g_s itself is not: x_hat may differ in the last float bit between thread counts.)"""
+    """Encoded at 1 or 2 threads, decoded at 1 or 2: the twin computes h_s on one thread on both
+    sides, so the decoder's scales are bit-identical to the encoder's (a one-bit difference would
+    fail the CRC), y decodes to the same y_hat and g_s (also on one thread) to the same x_hat.
+    ``tests/test_container.py`` checks the same with the shipped weights, whose convolutions do
+    differ between thread counts."""
     _, twin = pair
     saved = torch.get_num_threads()
     x = data.center_crop(data.kodak(2)[1], 256)[None]
-    y_hats = []
+    y_hats, x_hats = {}, {}
     try:
-        torch.set_num_threads(1)
-        e = twin.compress(x)
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            z_hat = twin.entropy_bottleneck.decompress(e["strings"][1], e["shape"])
-            params = twin.h_s(z_hat)
-            scales, means = params.chunk(2, 1) if params.size(1) == 2 * twin.M else (params, None)
-            y_hats.append(twin._decode_y(e["strings"][0], scales, means))
-            twin.decompress(e["strings"], e["shape"])  # no BitstreamError
+        for enc in (1, 2):
+            torch.set_num_threads(enc)
+            e = twin.compress(x)
+            for dec in (1, 2):
+                torch.set_num_threads(dec)
+                z_hat = twin.entropy_bottleneck.decompress(e["strings"][1], e["shape"])
+                y_hats[enc, dec] = twin._decode_y(e["strings"][0], *twin._params(z_hat))
+                x_hats[enc, dec] = twin.decompress(e["strings"], e["shape"])["x_hat"]
+                assert torch.get_num_threads() == dec
     finally:
         torch.set_num_threads(saved)
-    assert torch.equal(y_hats[0], y_hats[1])
+    for enc in (1, 2):
+        assert torch.equal(y_hats[enc, 1], y_hats[enc, 2])
+        assert torch.equal(x_hats[enc, 1], x_hats[enc, 2])
+
+
+def test_one_thread_restores_the_thread_count():
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with pytest.raises(RuntimeError, match="inside"):
+            with exact_mod.one_thread():
+                assert torch.get_num_threads() == 1
+                raise RuntimeError("inside")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(saved)
+
+
+def test_exact_of_a_twin_and_of_foreign_models(pair):
+    model, twin = pair
+    again = exact_mod.exact(twin)  # found by the class hierarchy: a fresh copy of the twin
+    assert type(again) is type(twin) and again is not twin
+    assert codecs.model_fingerprint(again) == codecs.model_fingerprint(model)
+    with pytest.raises(TypeError, match="factorized"):
+        exact_mod.exact(codecs.create("bmshj2018-factorized", N=8, M=8))
+    with pytest.raises(TypeError, match="JointAutoregressive"):  # another architecture
+        exact_mod.exact(JointAutoregressiveHierarchicalPriors(N=8, M=8))
+    with pytest.raises(TypeError, match="must be one of"):
+        exact_mod.exact(torch.nn.Conv2d(3, 3, 1))
 
 
 def test_overhead_below_compressai_on_the_same_latents(pair, crop):

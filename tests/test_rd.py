@@ -1,4 +1,4 @@
-"""Tests of nctutor.eval: metrics, Bjøntegaard deltas, reference curves, live anchors, learned
+"""Tests of nctutor.rd: metrics, Bjøntegaard deltas, reference curves, live anchors, learned
 codec evaluation (book section "Transform coding with learned priors → Evaluation")."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 
 matplotlib.use("Agg")
 
-from nctutor import codecs, data, rd  # noqa: E402
+from nctutor import codecs, container, data, rd  # noqa: E402
 
 # --------------------------------------------------------------------------- fixtures
 
@@ -264,11 +264,42 @@ def test_evaluate_model_real_bitstreams(crops):
         enc = model.compress(x_pad)
         ref = model(x_pad)["x_hat"][..., :200, :180]
     rec = curve.records[0]
-    assert rec["bytes"] == sum(len(s) for g in enc["strings"] for s in g)
+    assert rec["stream_bytes"] == sum(len(s) for g in enc["strings"] for s in g)
+    # The rate is the whole file: the .nct file of the same image, model and quality.
+    blob = container.encode_image(model, images[0], "bmshj2018-factorized", 1)
+    assert rec["bytes"] == len(blob) == rec["stream_bytes"] + container.read_header(
+        blob).header_size
     assert rec["bpp"] == pytest.approx(8 * rec["bytes"] / (200 * 180))
     assert rec["psnr"] == pytest.approx(rd.psnr(x[0], ref[0]), abs=1e-6)
     assert curve.bpp[0] == pytest.approx(np.mean([r["bpp"] for r in curve.records]))
     assert 0 < rec["ms_ssim"] <= 1 and rec["encoding_time"] > 0 and rec["decoding_time"] > 0
+
+
+def test_evaluate_model_writes_the_header_of_the_zoo_model(crops):
+    """A model that says who it is (``model.nctutor``, as :func:`nctutor.zoo.load` sets it) is
+    written under that name, quality and profile; its quality may be left out."""
+    torch.manual_seed(0)
+    model = codecs.create("bmshj2018-factorized", N=8, M=8)
+    model.update(force=True)
+    model.nctutor = {"name": "factorized", "quality": 2, "profile": "smoke"}
+    rec = rd.evaluate_model(model, crops[:1]).records[0]
+    blob = container.encode_image(model, crops[0], "factorized", 2, "smoke")
+    assert rec["quality"] == 2 and rec["bytes"] == len(blob)
+    assert rec["bytes"] - rec["stream_bytes"] == container.read_header(blob).header_size
+
+
+def test_evaluate_model_argument_checks(crops):
+    model = codecs.create("bmshj2018-factorized", N=8, M=8)
+    model.update(force=True)
+    with pytest.raises(ValueError, match="pass quality"):
+        rd.evaluate_model(model, crops[:1])  # a bare model must be told its quality
+    with pytest.raises(ValueError, match="leave stride out"):
+        rd.evaluate_model(model, crops[:1], stride=64, quality=1)  # the format's stride is 16
+    model.nctutor = {"name": "bmshj2018-factorized", "quality": 1, "profile": ""}
+    with pytest.raises(ValueError, match="q1"):
+        rd.evaluate_model(model, crops[:1], quality=3)
+    with pytest.raises(TypeError, match="registry"):
+        rd.evaluate_model(torch.nn.Conv2d(3, 3, 1), crops[:1], quality=1)
 
 
 def test_join_json_round_trip_and_plot(tmp_path, crops):

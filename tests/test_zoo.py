@@ -166,3 +166,52 @@ def test_arguments_are_checked():
         zoo.load("jpeg", 3)
     with pytest.raises(ValueError, match="unknown profile"):
         zoo.load("mbt2018-mean", 3, profile="tpu")
+
+
+def test_locate_says_where_weights_come_from_without_loading(tmp_path, monkeypatch):
+    """Asked for a profile: that profile's shipped weights, else its complete run. Asked for none
+    (the command line's default): the shipped weights, else a gpu, then a cpu run; smoke runs
+    only when asked for; else the ``nctutor train`` command, at cpu."""
+    smoke_run = _finished_run("mbt2018-mean", 6)
+    assert zoo.locate("mbt2018-mean", 6, "smoke") == {
+        "quality": 6, "from": "cache", "profile": "smoke", "path": str(smoke_run)}
+    missing = zoo.locate("mean-scale", 6)
+    assert missing["from"] == "needs training" and missing["profile"] == "cpu"
+    assert missing["command"] == "nctutor train mbt2018-mean --quality 6 --profile cpu"
+    with pytest.raises(zoo.ZooError, match="`nctutor train mbt2018-mean --quality 6 --profile "
+                                           "cpu`"):
+        zoo.require("mbt2018-mean", 6)
+    monkeypatch.setenv("NCTUTOR_PROFILE", "cpu")  # where _finished_run writes
+    cpu_run = _finished_run("mbt2018-mean", 6)
+    assert zoo.locate("mbt2018-mean", 6)["path"] == str(cpu_run)
+    monkeypatch.setenv("NCTUTOR_PROFILE", "gpu")
+    gpu_run = _finished_run("mbt2018-mean", 6)
+    monkeypatch.setenv("NCTUTOR_PROFILE", "smoke")
+    assert zoo.locate("mbt2018-mean", 6) == {"quality": 6, "from": "cache", "profile": "gpu",
+                                              "path": str(gpu_run)}
+    assert zoo.require("mbt2018-mean", 6, "cpu")["path"] == str(cpu_run)
+    # shipped weights come first, at their profile, whatever is in the cache
+    shipped = tmp_path / "weights"
+    maintain.export(smoke_run, "mbt2018-mean", 6, shipped)
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", shipped)
+    assert zoo.locate("mbt2018-mean", 6) == {"quality": 6, "from": "shipped", "profile": "smoke",
+                                              "path": str(shipped / "mbt2018-mean-q6.pt")}
+    assert zoo.locate("mbt2018-mean", 6, "cpu")["path"] == str(cpu_run)
+    pretrained = zoo.locate("compressai:mbt2018-mean", 2)
+    assert pretrained["from"] == "compressai" and pretrained["path"].endswith(".pth.tar")
+
+
+def test_load_without_training_refuses(tiny_smoke):
+    run = train.run_dir(train.TrainConfig(model="bmshj2018-factorized", quality=2))
+    with pytest.raises(zoo.ZooError, match="--quality 2 --profile smoke`") as e:
+        zoo.load("bmshj2018-factorized", 2, train_if_missing=False)
+    assert "at the smoke profile" in str(e.value) and str(run) in str(e.value)
+    assert not run.exists()
+    train.train(train.TrainConfig(model="bmshj2018-factorized", quality=2, steps=1),
+                progress=False)  # a run shorter than the profile's is not complete: refused too
+    with pytest.raises(zoo.ZooError):
+        zoo.load("bmshj2018-factorized", 2, train_if_missing=False)
+    assert zoo.locate("bmshj2018-factorized", 2, "smoke")["from"] == "needs training"
+    model = zoo.load("bmshj2018-factorized", 2)  # the default trains, as the notebooks need
+    assert model.nctutor["source"].startswith("trained:")
+    assert zoo.load("bmshj2018-factorized", 2, train_if_missing=False).nctutor["source"] == str(run)

@@ -104,8 +104,9 @@ def architecture_of(name: str) -> str:
 
 def architecture_of_model(model: torch.nn.Module) -> str:
     """The registry name of a model object: the first class of :data:`ARCHITECTURES` in its
-    class hierarchy, so that a subclass (an exact-coding twin of :mod:`nctutor.codecs.exact`)
-    is recognised as the architecture it extends.
+    class hierarchy, so that nctutor's own subclasses (the exact-coding twins of
+    :mod:`nctutor.codecs.exact`) are recognised as the architecture they extend; another
+    library's subclass (CompressAI's ``JointAutoregressiveHierarchicalPriors``) is not.
 
     A check of the file format of book section *Transform coding with learned priors → Real
     bitstreams*; no page calls it.
@@ -114,6 +115,8 @@ def architecture_of_model(model: torch.nn.Module) -> str:
     for cls in type(model).__mro__:
         if cls in by_class:
             return by_class[cls]
+        if not cls.__module__.startswith("nctutor."):  # e.g. CompressAI's mbt2018, which
+            break  # extends MeanScaleHyperprior with a context model: another architecture
     raise TypeError(f"model must be one of {', '.join(c.__name__ for c in by_class)} (or a "
                     f"subclass), got {type(model).__name__}")
 

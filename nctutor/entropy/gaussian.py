@@ -1,45 +1,49 @@
-"""Exact per-symbol Gaussian coding of the hyperprior latents with ``constriction``.
+"""Exact per-symbol coding of integer latents with ``constriction``: the book's one coder of
+quantized Gaussians (and Laplacians).
 
-Defined in book section "Transform coding with learned priors → Exact Gaussian coding".
+Defined in book section "Transform coding with learned priors → Exact Gaussian coding"; the
+chapter *From rounding to bits* measures it through :func:`nctutor.entropy.constriction_bits`,
+a thin wrapper.
 
 CompressAI's :class:`~compressai.entropy_models.GaussianConditional` does not code ``y`` with
 the Gaussian its hyperprior predicts: it rounds each ``sigma`` *up* to one of 64 log-spaced
 table scales (:func:`nctutor.entropy.table_scale`) and uses precomputed 16-bit CDF tables, which
 costs about 1-3 % over ``-sum log2 P`` on Kodak. Here every symbol is coded with its own
-quantized Gaussian instead, the bin masses of Eq. (17) of the code-space predictor supplement
-(``klopp2018``) for the model's exact ``sigma``, quantized to 24-bit probabilities by
-``constriction.stream.model.QuantizedGaussian`` and coded with its ANS coder
-(``constriction.stream.stack.AnsCoder``).
+quantized density instead, the bin masses of Eq. (17) of the code-space predictor supplement
+(``klopp2018``) for the model's exact ``sigma`` (or Laplace ``b``), quantized to 24-bit
+probabilities by ``constriction.stream.model.QuantizedGaussian`` (``QuantizedLaplace``) and
+coded with its ANS coder (``constriction.stream.stack.AnsCoder``).
 
 * :func:`encode_gaussian` / :func:`decode_gaussian`: integer symbols ↔ bytes, given per-symbol
-  means and scales (both sides must pass bit-identical arrays);
-* the codecs that use it are in :mod:`nctutor.codecs.exact`.
+  means and scales (both sides must pass bit-identical arrays) and the ``density``;
+* the codecs that use it are in :mod:`nctutor.codecs.exact`; the ``.nct`` files that carry its
+  streams (``coder`` = exact) are described in :mod:`nctutor.container`.
 
-Stream layout of one ``y`` string::
+Stream layout (one string: one image's ``y``)::
 
     varint   lo    smallest symbol (zigzag LEB128: 1 byte while |lo| < 64)
     varint   hi    largest symbol (at least lo + 1)
     4 bytes  CRC32 of the symbols (int32, little-endian)
     …        the ANS coder's 32-bit words, little-endian
 
-*Tails.* The alphabet ``[lo, hi]`` is taken from the data and stored, so every integer
-round-trips however unlikely (``QuantizedGaussian``, constriction's leaky quantizer, gives each
-symbol of the alphabet a nonzero probability and puts each Gaussian's tail mass beyond ``lo`` and
-``hi`` onto those two end symbols: ``P(lo) = Φ((lo + 1/2 - μ)/σ)``, ``P(hi) = 1 - Φ((hi - 1/2 -
-μ)/σ)``). Because ``[lo, hi]`` is the range of the data, this two-part code can spend *less* than
-``-sum log2 P`` under the untruncated model when the scales are too wide for the symbols that
-occur (a barely trained model). Only spans ``hi - lo`` beyond
-:data:`MAX_SPAN` are refused. *Integrity.* ANS decoding never fails by itself: a truncated or
-damaged stream, or a decoder whose scales differ in one bit from the encoder's, silently decodes
-other symbols. The CRC turns all of these into a :class:`~nctutor.bitstream.BitstreamError`.
+*The alphabet rule.* The alphabet ``[lo, hi]`` is the range of the data, stored in the stream,
+so every integer round-trips however unlikely (constriction's leaky quantizer gives each symbol
+of the alphabet a nonzero probability and puts each density's tail mass beyond ``lo`` and ``hi``
+onto those two end symbols: ``P(lo) = F(lo + 1/2)``, ``P(hi) = 1 - F(hi - 1/2)``). Because
+``[lo, hi]`` is the range of the data, this two-part code can spend *less* than ``-sum log2 P``
+under the untruncated model when the scales are too wide for the symbols that occur (a barely
+trained model). Only spans ``hi - lo`` beyond :data:`MAX_SPAN` are refused. *Integrity.* ANS
+decoding never fails by itself: a truncated or damaged stream, or a decoder whose scales differ
+in one bit from the encoder's, silently decodes other symbols. The CRC turns all of these into a
+:class:`~nctutor.errors.BitstreamError`.
 
-*Determinism.* The decoder recomputes the scales with ``h_s`` from the decoded ``z``; the coder
-needs them bit-identical to the encoder's (CompressAI only needs the same table *index*, which
-tolerates small differences except at the table's boundaries). On the CPU they are identical
-whatever ``torch.get_num_threads()`` is (checked in ``tests/test_coding.py``; ``g_s``'s output is
-not: ``x_hat`` may differ in the last float bit, with either coder); across machines or
-on GPUs with nondeterministic convolution algorithms they need not be, and the CRC then reports
-the mismatch instead of producing a wrong image.
+*Determinism.* Encoder and decoder must pass bit-identical means and scales: in a codec the
+decoder recomputes them with ``h_s`` from the decoded ``z`` (CompressAI only needs the same table
+*index*, which tolerates small differences except at the table's boundaries). CPU convolutions
+differ in the last bits between thread counts, so the twins of :mod:`nctutor.codecs.exact` run
+``h_s`` on one thread on both sides; across machines or on GPUs with nondeterministic
+convolution algorithms the scales need not be identical, and the CRC then reports the mismatch
+instead of producing a wrong image.
 """
 
 from __future__ import annotations
@@ -123,18 +127,33 @@ def _crc(symbols: np.ndarray) -> bytes:
 
 # --------------------------------------------------------------------------- coder
 
+#: constriction's quantized model of each density (:data:`nctutor.symbolic.rounding.DENSITIES`).
+_FAMILIES = {
+    "gaussian": constriction.stream.model.QuantizedGaussian,
+    "laplace": constriction.stream.model.QuantizedLaplace,
+}
 
-def encode_gaussian(symbols, means, scales) -> bytes:
-    """Code the integers ``symbols`` with per-symbol quantized Gaussians ``N(means, scales²)``.
 
-    ``P(k) = Φ((k + 1/2 - μ)/σ) - Φ((k - 1/2 - μ)/σ)``, Eq. (17) of ``klopp2018``, on the
-    alphabet ``[lo, hi] = [min(symbols), max(symbols)]``, which is stored in the stream; the tail
-    mass below ``lo`` and above ``hi`` is added to ``P(lo)`` and ``P(hi)`` (see the module
-    docstring for the tails and the layout). ``means`` (``None``: 0) and ``scales`` hold one
-    entry per symbol, in any shape with the same number of entries; the decoder must pass
-    identical ones.
+def _family(density: str):
+    key = density.strip().lower() if isinstance(density, str) else density
+    if key not in _FAMILIES:
+        raise ValueError(f"unknown density {density!r}: expected one of {', '.join(_FAMILIES)}")
+    return _FAMILIES[key]
+
+
+def encode_gaussian(symbols, means, scales, density: str = "gaussian") -> bytes:
+    """Code the integers ``symbols`` with per-symbol quantized densities of ``means``, ``scales``.
+
+    ``P(k) = F(k + 1/2) - F(k - 1/2)``, Eq. (17) of ``klopp2018``, with ``F`` the CDF of
+    ``N(μ, σ²)`` (``density="gaussian"``) or ``Laplace(μ, b)`` (``"laplace"``), on the alphabet
+    ``[lo, hi] = [min(symbols), max(symbols)]``, which is stored in the stream; the tail mass
+    below ``lo`` and above ``hi`` is added to ``P(lo)`` and ``P(hi)`` (see the module docstring
+    for the tails and the layout). ``means`` (``None``: 0) and ``scales`` hold one entry per
+    symbol, in any shape with the same number of entries; the decoder must pass identical ones
+    and the same ``density``.
     Defined in book section "Transform coding with learned priors → Exact Gaussian coding".
     """
+    family = _family(density)
     if isinstance(symbols, torch.Tensor):
         symbols = symbols.detach().cpu().numpy()
     symbols = np.asarray(symbols)
@@ -152,19 +171,19 @@ def encode_gaussian(symbols, means, scales) -> bytes:
         raise ValueError(f"symbols span [{lo}, {hi}]: more than MAX_SPAN={MAX_SPAN} values")
     q = q.astype(np.int32)
     coder = constriction.stream.stack.AnsCoder()
-    model = constriction.stream.model.QuantizedGaussian(lo, hi)
-    coder.encode_reverse(q, model, means, scales)  # a stack: push in reverse, pop in order
+    coder.encode_reverse(q, family(lo, hi), means, scales)  # a stack: push in reverse, pop in order
     words = coder.get_compressed().astype("<u4")
     return _put_varint(lo) + _put_varint(hi) + _crc(q) + words.tobytes()
 
 
-def decode_gaussian(blob: bytes, means, scales) -> torch.Tensor:
+def decode_gaussian(blob: bytes, means, scales, density: str = "gaussian") -> torch.Tensor:
     """Decode a stream of :func:`encode_gaussian`: an ``int32`` tensor shaped like ``scales``.
 
-    Raises :class:`~nctutor.bitstream.BitstreamError` when the stream is truncated or damaged,
-    or was coded with other means or scales (the CRC of the symbols does not match).
+    Raises :class:`~nctutor.errors.BitstreamError` when the stream is truncated or damaged,
+    or was coded with other means, scales or density (the CRC of the symbols does not match).
     Defined in book section "Transform coding with learned priors → Exact Gaussian coding".
     """
+    family = _family(density)
     if not isinstance(blob, bytes | bytearray | memoryview):
         raise TypeError(f"blob must be bytes, got {type(blob).__name__}")
     blob = bytes(blob)
@@ -182,9 +201,8 @@ def decode_gaussian(blob: bytes, means, scales) -> torch.Tensor:
         coder = constriction.stream.stack.AnsCoder(words)
     except ValueError as e:  # e.g. "ANS compressed data never ends in a zero word"
         raise BitstreamError(f"corrupted y stream: {e}") from None
-    model = constriction.stream.model.QuantizedGaussian(lo, hi)
-    q = coder.decode(model, means, scales)
+    q = coder.decode(family(lo, hi), means, scales)
     if _crc(q) != crc or not coder.is_empty():
-        raise BitstreamError("truncated or corrupted y stream, or decoded with other means or "
-                             "scales than it was coded with (CRC mismatch)")
+        raise BitstreamError("truncated or corrupted y stream, or decoded with other means, "
+                             "scales or density than it was coded with (CRC mismatch)")
     return torch.from_numpy(q.astype(np.int32)).reshape(shape)

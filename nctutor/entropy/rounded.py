@@ -12,7 +12,8 @@ rounded Gaussian* and *Real entropy coders*; the closed forms come from
 * :func:`ideal_bits` -- ``-sum log2 P(q)``, the length an ideal entropy coder reaches;
 * :func:`compressai_gaussian_bits`, :func:`compressai_laplace_bits`,
   :func:`constriction_bits` -- what CompressAI's rANS (``begaint2020compressai``) and
-  ``constriction``'s ANS coder really spend, each with an exact round-trip check.
+  ``constriction``'s ANS coder really spend, each with an exact round-trip check (the latter
+  through :mod:`nctutor.entropy.gaussian`, the coder of the exact codecs).
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ warnings.filterwarnings(
     "ignore", message=r".*torch\.jit\.script.*deprecated", category=FutureWarning
 )
 
-import constriction  # noqa: E402
 from compressai.entropy_models import GaussianConditional  # noqa: E402
 from compressai.models.google import get_scale_table  # noqa: E402
 
 from ..symbolic import rounding as sym  # noqa: E402
+from .gaussian import decode_gaussian, encode_gaussian  # noqa: E402
 
 __all__ = [
     "DENSITIES",
@@ -277,38 +278,26 @@ def compressai_laplace_bits(
 
 
 def constriction_bits(
-    symbols, scales, means=0.0, density: str = "gaussian", margin: float = 50.0
+    symbols, scales, means=0.0, density: str = "gaussian"
 ) -> tuple[int, np.ndarray]:
     """Encode integer ``symbols`` with ``constriction``'s ANS coder; return ``(nbits, decoded)``.
 
-    The model is ``constriction.stream.model.QuantizedGaussian`` or ``QuantizedLaplace``
-    with per-symbol ``means`` and ``scales``: the exact bin masses of Eq. (17), quantized
-    to 24-bit probabilities.  Its alphabet ``[lo, hi]`` must be fixed for the decoder:
-    ``lo, hi = round(min/max(means) -/+ margin * max(scales))``, which both sides can
-    compute from the model parameters.  ``nbits`` is 32 times the number of 32-bit words
-    of the compressed stream; the round trip is checked (else ``RuntimeError``).
+    A thin wrapper of the book's one exact coder, :func:`nctutor.entropy.gaussian.encode_gaussian`:
+    ``constriction.stream.model.QuantizedGaussian`` or ``QuantizedLaplace`` with per-symbol
+    ``means`` and ``scales`` (scalars broadcast), the exact bin masses of Eq. (17) quantized to
+    24-bit probabilities, on the alphabet ``[min, max]`` of the symbols, which the stream stores.
+    ``nbits`` is 8 times the length of the whole stream (that alphabet header and a CRC included);
+    ``decoded`` comes from :func:`~nctutor.entropy.gaussian.decode_gaussian` and is checked
+    to equal ``symbols`` (else ``RuntimeError``).
     Defined in book section *From rounding to bits → Real entropy coders*.
     """
-    key = _check_density(density)
     symbols = np.asarray(symbols)
     if symbols.ndim != 1 or not np.issubdtype(symbols.dtype, np.integer):
         raise ValueError("symbols must be a 1-D array of integers")
-    scales = np.ascontiguousarray(np.broadcast_to(_check_positive("scales", scales), symbols.shape))
-    means = np.ascontiguousarray(np.broadcast_to(np.asarray(means, np.float64), symbols.shape))
-    lo = int(np.floor(means.min() - margin * scales.max()))
-    hi = int(np.ceil(means.max() + margin * scales.max()))
-    if symbols.min() < lo or symbols.max() > hi:
-        raise ValueError(f"symbols outside the alphabet [{lo}, {hi}]: increase margin")
-    family = {
-        "gaussian": constriction.stream.model.QuantizedGaussian,
-        "laplace": constriction.stream.model.QuantizedLaplace,
-    }[key]
-    model = family(lo, hi)
-    coder = constriction.stream.stack.AnsCoder()
-    coder.encode_reverse(symbols.astype(np.int32), model, means, scales)
-    words = coder.get_compressed()
-    decoder = constriction.stream.stack.AnsCoder(words)
-    decoded = decoder.decode(model, means, scales)
+    scales = np.broadcast_to(_check_positive("scales", scales), symbols.shape)
+    means = np.broadcast_to(np.asarray(means, np.float64), symbols.shape)
+    stream = encode_gaussian(symbols, means, scales, density)
+    decoded = decode_gaussian(stream, means, scales, density).numpy()
     if not np.array_equal(decoded, symbols):
         raise RuntimeError("constriction round trip failed: decoded symbols differ")
-    return 32 * len(words), decoded
+    return 8 * len(stream), decoded

@@ -45,8 +45,6 @@ __all__ = [
 #: Tolerance on ``sum(p) == 1`` for numeric joints.
 SUM_TOL = 1e-9
 
-_TERMS = ("H_residual", "H_conditional", "I_prediction_residual")
-
 
 # --------------------------------------------------------------------------- validation
 

@@ -1,0 +1,65 @@
+"""``nctutor bench``'s figures against independent values: ideal bits, stream bits, overheads."""
+
+import math
+
+import pytest
+import torch
+
+from nctutor import bench, codecs, data
+
+
+def _tiny(arch: str) -> torch.nn.Module:
+    """A tiny untrained model (N = M = 8), updated; its analysis transform's last layer is scaled
+    up so that the latents ``y`` stay away from 0 and cost real bits (about 130 for a 64² crop)."""
+    torch.manual_seed(0)
+    model = codecs.create(arch, N=8, M=8)
+    with torch.no_grad():
+        model.g_a[-1].weight.mul_(5)
+    model.eval()
+    model.update(force=True)
+    return model
+
+
+@pytest.fixture(scope="module")
+def crops():
+    kodim01 = data.kodak(1)[0]
+    return [data.center_crop(kodim01, 64), kodim01[:, :64, :64]]
+
+
+@pytest.mark.parametrize("arch", ["bmshj2018-factorized", "mbt2018-mean"])
+def test_ideal_bits_and_overheads_match_the_model(arch, crops):
+    model, x = _tiny(arch), crops[0]
+    row = bench.bench_image(model, x, arch, "kodim01", repeat=1)
+    padded = codecs.pad(x[None], codecs.STRIDES[arch])
+    with torch.no_grad():
+        likelihoods = model(padded)["likelihoods"]  # eval mode: y rounded as the coders round it
+        strings = model.compress(padded)["strings"]
+    # -Σ log2 p, computed another way: natural logs in float64, divided by ln 2
+    ideal = {k: -torch.log(v.double()).sum().item() / math.log(2) for k, v in likelihoods.items()}
+    assert ideal["y"] > 50  # the y stream is not empty
+    assert row.ideal_bits == pytest.approx(sum(ideal.values()), rel=1e-5)
+    assert row.ideal_y_bits == pytest.approx(ideal["y"], rel=1e-5)
+    bits = [8 * sum(len(s) for s in group) for group in strings]  # y first, then z if any
+    assert len(bits) == len(likelihoods)
+    assert row.bits_compressai == sum(bits) and row.bits_y_compressai == bits[0]
+    assert row.overhead_compressai == pytest.approx(sum(bits) / sum(ideal.values()) - 1, rel=1e-4)
+    assert row.overhead_y_compressai == pytest.approx(bits[0] / ideal["y"] - 1, rel=1e-4)
+    if not math.isnan(row.bits_exact):  # the exact coder's overheads follow the same formula
+        assert row.overhead_exact == pytest.approx(row.bits_exact / row.ideal_bits - 1)
+        assert row.overhead_y_exact == pytest.approx(row.bits_y_exact / row.ideal_y_bits - 1)
+    assert (row.height, row.width, row.pixels) == (64, 64, 64 * 64)
+    assert row.bpp == 8 * row.file_bytes / (64 * 64) and row.file_bytes > sum(bits) / 8
+
+
+def test_mean_row_overheads_are_ratios_of_means(crops):
+    model = _tiny("mbt2018-mean")
+    rows = [bench.bench_image(model, x, "mbt2018-mean", str(i), repeat=1)
+            for i, x in enumerate(crops)]
+    assert rows[0].ideal_bits != pytest.approx(rows[1].ideal_bits, rel=1e-3)
+    mean = bench.mean_row(rows)
+    bits = sum(r.bits_compressai for r in rows)
+    ideal = sum(r.ideal_bits for r in rows)
+    assert mean.overhead_compressai == pytest.approx(bits / ideal - 1)  # bits-weighted
+    assert mean.image == "mean of 2" and mean.pixels == 64 * 64
+    with pytest.raises(ValueError, match="repeat"):
+        bench.bench_image(model, crops[0], "mbt2018-mean", repeat=0)
