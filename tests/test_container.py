@@ -513,7 +513,6 @@ def test_wrong_coder_byte_is_caught_by_the_y_stream(shipped, photo_crop):
         container.decode_image(relabelled, model)
 
 
-@pytest.mark.slow
 def test_large_clic_image_memory(tmp_path):
     """The 2048×1363 CLIC photo through a smoke-size mean-scale model, in a fresh process so that
     its peak RSS (ru_maxrss) measures this alone."""

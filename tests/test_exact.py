@@ -238,3 +238,34 @@ def test_corrupted_y_string_in_a_model_raises(pair, crop):
     for bad in (y[:-4], y[: len(y) // 2], y[:-1], bytes([y[0]]) + bytes(len(y) - 1)):
         with pytest.raises(BitstreamError):
             twin.decompress([[bad], e["strings"][1]], e["shape"])
+
+
+# --------------------------------------------------------------------------- the stream format
+
+
+def test_varints_round_trip_and_keep_their_bytes():
+    """The alphabet header's zigzag LEB128 integers: every value comes back, and the bytes of a
+    few are pinned (a change of the format would make old files undecodable)."""
+    for v in range(-300, 301):
+        blob = gaussian._put_varint(v) + b"\xff"  # a byte after it must not be read
+        assert gaussian._get_varint(blob, 0) == (v, len(blob) - 1), v
+    pinned = {0: b"\x00", -1: b"\x01", 1: b"\x02", 63: b"\x7e", -64: b"\x7f", 64: b"\x80\x01",
+              -65: b"\x81\x01", 300: b"\xd8\x04"}
+    for v, b in pinned.items():
+        assert gaussian._put_varint(v) == b, v
+
+
+def test_a_single_symbol_is_coded():
+    blob = gaussian.encode_gaussian(np.array([5]), None, np.array([2.0]))
+    assert gaussian.decode_gaussian(blob, None, np.array([2.0])).tolist() == [5]
+
+
+def test_the_stream_of_a_fixed_input_is_pinned():
+    """Golden bytes: alphabet [-3, 2] (two varints), the CRC of the symbols, the ANS words. A
+    change of any of them (byte order, CRC, constriction's coder) shows here first."""
+    q = np.array([0, -1, 2, 0, 1, -3, 0, 0])
+    means = np.array([0.0, 0, 0.5, 0, 0, -1, 0, 0.2])
+    scales = np.array([1.0, 0.5, 2, 1, 1, 3, 0.3, 1])
+    blob = gaussian.encode_gaussian(q, means, scales)
+    assert blob.hex() == "05042a27c7796f4998f5"
+    assert gaussian.decode_gaussian(blob, means, scales).tolist() == q.tolist()

@@ -243,3 +243,54 @@ def test_monotone_map_argument_checks():
         Q.monotone_map([0.0, 1.0, 2.0], levels=[0.5])
     with pytest.raises(ValueError, match="NaN"):
         Q.monotone_map([0.0, math.nan, 2.0])
+
+
+# --- found by mutation testing (.ci/mutmut.sh): what the tests above never looked at -----
+
+DECODER_NAMES = {"Z": "quantize_zn", "A2": "quantize_a2", "A3*": "quantize_a3star",
+                 "D4": "quantize_d4", "E8": "quantize_e8"}
+
+
+@pytest.mark.parametrize("name", Q.LATTICES)
+def test_decoders_work_point_by_point_whatever_the_batch_shape(name):
+    n = Q.generator_matrix(name).shape[0]
+    g = torch.Generator().manual_seed(2)
+    x = 3.0 * torch.randn(4, 50, n, generator=g, dtype=torch.float64)
+    flat = Q.quantize(x.reshape(200, n), name)
+    assert torch.equal(Q.quantize(x, name), flat.reshape(4, 50, n))  # (B, N, n) as (B·N, n)
+    assert torch.equal(Q.quantize(x[0, 0], name), flat[0])  # a single point of shape (n,)
+    decoder = DECODER_NAMES[name]
+    not_a_tensor = rf"^{decoder}: x must be a torch.Tensor, got <class 'list'>"
+    with pytest.raises(TypeError, match=not_a_tensor):
+        Q.quantize([0.5] * n, name)
+    with pytest.raises(ValueError, match=rf"^{decoder}: x must have shape \(\.\.\., n\)"):
+        Q.quantize(torch.tensor(0.5, dtype=torch.float64), name)
+    if n > 1:  # Z^n takes any n; the others only their own
+        with pytest.raises(ValueError, match=rf"^{decoder}: the last dimension of x must be {n}, "
+                                             rf"got shape \(5, {n + 1}\)"):
+            Q.quantize(torch.zeros(5, n + 1), name)
+
+
+def test_lattice_names_are_checked_with_a_clear_message():
+    with pytest.raises(TypeError, match="^name must be a str, got <class 'int'>"):
+        Q.quantize(torch.zeros(3, 2), 2)
+    with pytest.raises(ValueError, match=r"^unknown lattice 'hex'; valid names: Z, A2, A3\*, D4, "
+                                         r"E8$"):
+        Q.quantize(torch.zeros(3, 2), "hex")
+
+
+def test_ties_between_cosets_keep_the_first():
+    """A point halfway between the two cosets' candidates gets the first one (``_nearer``'s
+    documented rule), so that a decoder is a function of its input alone."""
+    x = torch.full((3,), 0.25, dtype=torch.float64) * Q.A3STAR_SCALE  # exact: 0.25 is 2^-2
+    assert torch.equal(Q.quantize(x, "A3*"), torch.zeros(3, dtype=torch.float64))  # not (½,½,½)·s
+    e8 = torch.full((8,), 0.25, dtype=torch.float64)  # as near to 0 as to (½, …, ½)
+    assert torch.equal(Q.quantize(e8, "E8"), torch.zeros(8, dtype=torch.float64))
+
+
+def test_scalar_quantizer_cells_are_half_open_in_the_input_precision():
+    """A value equal to a threshold ``t_i`` lies in the cell ``[t_i, t_(i+1))`` above it, also
+    when the thresholds are Python floats that float32 could not hold (0.1)."""
+    y = torch.tensor(THRESHOLDS[1:-1], dtype=torch.float64)
+    assert Q.scalar_quantizer_index(y, THRESHOLDS).tolist() == [1, 2, 3, 4, 5, 6]
+    assert Q.scalar_quantizer_index(y - 1e-12, THRESHOLDS).tolist() == [0, 1, 2, 3, 4, 5]

@@ -239,7 +239,6 @@ def test_classic_anchor_argument_checks(crops):
         rd.classic_anchor("jpeg", [torch.zeros(1, 8, 8)])
 
 
-@pytest.mark.slow
 def test_live_jpeg_reproduces_classic_reference_on_all_kodak():
     live = rd.classic_anchor("jpeg", data.kodak(), with_ms_ssim=False)
     ref = rd.reference_curve("classic-kodak-pillow/jpeg")

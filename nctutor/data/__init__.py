@@ -1,19 +1,14 @@
-"""Data: Kodak, BSDS500, CLIC, video clips; found, verified, and downloaded where possible.
+"""Data: Kodak, BSDS500, CLIC and video clips; found, verified, and downloaded where possible.
 
-Chapter *How to run this book → Data*. Every file the book uses is listed with its SHA-256 in
-``nctutor/data/manifest.txt`` (shipped in the package). A file is looked for under each data root in
-turn:
+Chapter *How to run this book → Data*. One module per idea:
 
-1. ``$NCTUTOR_DATA`` if set, else ``../shared/data`` beside the checkout or the working folder;
-2. the cache (``$NCTUTOR_CACHE/data``, default ``~/.cache/nctutor/data``).
+- :mod:`~nctutor.data.sources`: the manifest of every file with its SHA-256, the data roots
+  searched (``$NCTUTOR_DATA``, ``../shared/data``, the cache), verified downloads;
+- :mod:`~nctutor.data.images`: images as float tensors ``(3, H, W)`` in ``[0, 1]``, the Kodak,
+  BSDS500 and CLIC sets, training crops;
+- :mod:`~nctutor.data.video`: the BasketballPass frames and the four clips as ``(T, 3, H, W)``.
 
-A file found is checked against the manifest (once per process). A file found nowhere is
-downloaded into the cache — from ``$NCTUTOR_MIRROR`` (a base URL laid out like a data root) if
-set, else from its canonical source — verified, and moved into place atomically, so that no
-half-written or corrupted file is ever left behind. Offline, the error names ``NCTUTOR_DATA`` and
-the layout it expects. ``NCTUTOR_OFFLINE=1`` forbids downloads.
-
-Images come back as float tensors of shape ``(3, H, W)`` with values in ``[0, 1]``.
+Their public names are all available here (``data.kodak()``, ``data.path(...)``).
 """
 
 from .images import (
