@@ -383,8 +383,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
           + f", quality {args.quality}, profile {profile.name}, device {args.device or 'cpu'}, "
           f"{torch.get_num_threads()} threads, median of {args.repeat} after a warm-up")
     print(bench.table(rows, per_image=args.per_image))
-    print("ours = nctutor .nct files; CAI = CompressAI compress/decompress; exact = y coded with "
-          "nctutor.entropy.gaussian; ovh = bits / (-sum log2 likelihood) - 1")
+    print("ours = nctutor .nct files; CAI = CompressAI compress/decompress; exact = .nct files "
+          "with --coder exact (y coded by nctutor.entropy.gaussian); ovh = bits / (-sum log2 "
+          "likelihood) - 1")
     if args.json:
         settings = {k: getattr(args, k) for k in ("model", "quality", "images", "crop", "repeat",
                                                   "device")}
