@@ -100,3 +100,36 @@ def test_book_builds_and_has_every_page():
         text = page.read_text()
         for chunk in text.split('class="output stderr')[1:]:  # no warning printed into a page
             assert "Warning" not in chunk.split("</pre>")[0], f"{entry}: {chunk[:300]}"
+        # every exercise has its solution, folded in this (the students') build
+        exercises = text.count('class="exercise admonition"')
+        assert text.count('class="solution dropdown admonition"') == exercises, entry
+        assert 'class="solution admonition"' not in text, entry
+
+
+def test_the_instructor_build_opens_every_solution(monkeypatch):
+    """``make book-instructor`` sets NCTUTOR_INSTRUCTOR=1: the extension drops the dropdown class
+    of every solution, and leaves the student build's solutions folded."""
+    import types
+
+    from docutils import nodes
+    from sphinx_exercise.nodes import solution_node
+
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    try:
+        import instructor
+    finally:
+        sys.path.pop(0)
+
+    def doctree():
+        doc = nodes.section()
+        doc += solution_node(classes=["solution", "dropdown"])
+        doc += nodes.paragraph(classes=["dropdown"])  # not a solution: left alone
+        return doc
+
+    for flag, folded in ((True, False), (False, True)):
+        app = types.SimpleNamespace(config=types.SimpleNamespace(nctutor_instructor=flag))
+        doc = doctree()
+        instructor.open_solutions(app, doc, "page")
+        (sol,) = list(doc.findall(solution_node))
+        assert ("dropdown" in sol["classes"]) is folded
+        assert "dropdown" in doc.children[1]["classes"]
