@@ -79,6 +79,40 @@ def test_every_page_with_code_starts_with_the_colab_cell():
     assert with_code >= 2
 
 
+def broken_links(html_root: Path) -> list[tuple[str, str]]:
+    """Internal links of a built HTML book that lead nowhere: a missing file, or an anchor
+    (``#id``) that the target page does not define. External links are not followed."""
+    import html as _html
+    import re
+    from urllib.parse import unquote, urlsplit
+
+    pages = sorted(html_root.rglob("*.html"))
+    ids = {p.resolve(): set(re.findall(r'\bid="([^"]+)"', p.read_text(errors="replace")))
+           for p in pages}
+    bad = []
+    for page in pages:
+        for href in re.findall(r'<a\s[^>]*href="([^"]+)"', page.read_text(errors="replace")):
+            href = _html.unescape(href)
+            url = urlsplit(href)
+            if url.scheme or href.startswith("//"):
+                continue
+            target = (page.parent / unquote(url.path)).resolve() if url.path else page.resolve()
+            if target.is_dir():
+                target = target / "index.html"
+            if not target.exists() or (url.fragment and target.suffix == ".html"
+                                       and url.fragment not in ids.get(target, set())):
+                bad.append((str(page.relative_to(html_root)), href))
+    return bad
+
+
+def test_the_link_check_finds_broken_links(tmp_path):
+    (tmp_path / "a.html").write_text('<a href="b.html#x">ok</a> <a href="b.html#y">bad anchor</a>'
+                                     ' <a href="c.html">missing</a> <a href="#top">own</a>'
+                                     ' <a href="https://example.org/">external</a><p id="top"/>')
+    (tmp_path / "b.html").write_text('<h1 id="x">B</h1>')
+    assert broken_links(tmp_path) == [("a.html", "b.html#y"), ("a.html", "c.html")]
+
+
 @pytest.mark.book
 def test_book_builds_and_has_every_page():
     """The README's book command: executes every page (smoke profile); a raising cell fails."""
@@ -104,6 +138,7 @@ def test_book_builds_and_has_every_page():
         exercises = text.count('class="exercise admonition"')
         assert text.count('class="solution dropdown admonition"') == exercises, entry
         assert 'class="solution admonition"' not in text, entry
+    assert broken_links(html) == []  # every internal link and anchor of the built book
 
 
 def test_the_instructor_build_opens_every_solution(monkeypatch):

@@ -182,15 +182,16 @@ def transfer_functions(order: int) -> tuple[sp.Expr, sp.Expr]:
 
     With the additive noise model ``b[i] = y[i] + e[i]`` (Eq. (B.2)) the loop
     ``y[i] = c[i] + sum_l a_l (y[i-l] - b[i-l])`` becomes, in the Z domain
-    (``x[i-l] -> z^-l X(z)``), two linear equations in ``Y`` and ``B``; solving them
-    gives ``B = STF * C + NTF * E``.  For order 1 and 2 this is Eq. (B.4):
+    (``x[i-l] -> z^-l x̂(z)``), two linear equations in ``ŷ`` and ``b̂``; solving them
+    gives ``b̂ = STF * ĉ + NTF * ê``. (The transforms wear hats: the book keeps ``B`` for the
+    binariser.)  For order 1 and 2 this is Eq. (B.4):
     ``STF = 1`` (no delay: the integrator is delay-free) and ``NTF = (1 - z^-1)^order``.
     Any ``order >= 1`` is accepted (the binomial loop of :func:`loop_coefficients`).
     Defined in book section *Delta-sigma modulation of binary latents: gradients and noise shaping →
     Noise shaping*.
     """
     coeffs = loop_coefficients(order)
-    Yz, Bz, Cz, Ez = sp.symbols("Y B C E")
+    Yz, Bz, Cz, Ez = sp.symbols("yhat bhat chat ehat")  # ŷ(z), b̂(z), ĉ(z), ê(z)
     loop = sp.Eq(Yz, Cz + sum(a * Z ** (-l) * (Yz - Bz) for l, a in enumerate(coeffs, start=1)))
     quantizer = sp.Eq(Bz, Yz + Ez)
     sol = sp.solve([loop, quantizer], [Yz, Bz], dict=True)[0]
