@@ -39,7 +39,8 @@ from dataclasses import asdict, dataclass
 import torch
 
 from . import codecs, config, container, data, zoo
-from .codecs.exact import EXACT_CLASSES, exact
+from .codecs.exact import exact, has_exact_coder
+from .files import atomic_write
 
 #: The columns of the two tables: (key of :class:`BenchRow`, header, format).
 TIME_COLUMNS = (
@@ -180,7 +181,7 @@ def bench_image(model: torch.nn.Module, x: torch.Tensor, name: str, image: str =
     xp = codecs.pad(x[None].to(device), codecs.STRIDES[arch])
 
     cai = compressai_twin(model, arch)
-    ex = exact(cai) if codecs.ARCHITECTURES[arch] in EXACT_CLASSES else None
+    ex = exact(cai) if has_exact_coder(arch) else None
     encoders = {"ours": lambda: container.encode_image(model, x, arch, quality, profile),
                 "cai": lambda: cai.compress(xp)}
     if ex is not None:
@@ -300,5 +301,4 @@ def to_json(rows: Sequence[BenchRow], file: str | os.PathLike, settings: dict) -
         by_model.setdefault(r.model, []).append(r)
     payload = {"settings": settings, "rows": [r.to_dict() for r in rows],
                "means": {m: mean_row(g).to_dict() for m, g in by_model.items()}}
-    with open(file, "w") as f:
-        json.dump(payload, f, indent=2)
+    atomic_write(file, json.dumps(payload, indent=2))

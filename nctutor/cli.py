@@ -166,9 +166,9 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
     pairs = _pairs(args.files, args.out_dir, ".nct")
     if args.coder == "exact":
-        from .codecs.exact import EXACT_CLASSES, exact  # imports the exact coder only if asked
+        from .codecs.exact import exact, has_exact_coder  # the exact coder only if asked
 
-        if codecs.ARCHITECTURES[codecs.architecture_of(args.model)] not in EXACT_CLASSES:
+        if not has_exact_coder(codecs.architecture_of(args.model)):
             raise ValueError(f"--coder exact codes y with a hyperprior's Gaussians; "
                              f"{args.model} has none: use --coder table")
     model, failed = None, 0

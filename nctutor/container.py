@@ -85,7 +85,7 @@ import torch
 
 from . import codecs
 from .codecs import architecture_of, latent_shape, model_fingerprint, num_streams
-from .codecs.exact import EXACT_CLASSES, exact
+from .codecs.exact import EXACT_CLASSES, exact, has_exact_coder
 from .errors import BitstreamError
 
 MAGIC = b"NCT1"
@@ -262,7 +262,7 @@ def read_header(blob: bytes) -> Header:
         raise BitstreamError(f"unknown model {model!r} in the file") from None
     if n != num_streams(arch):
         raise BitstreamError(f"corrupted file: {n} streams, {model} writes {num_streams(arch)}")
-    if coder == "exact" and codecs.ARCHITECTURES[arch] not in EXACT_CLASSES:
+    if coder == "exact" and not has_exact_coder(arch):
         raise BitstreamError(f"corrupted file: {model} has no exact coder (no Gaussian for y)")
     if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE and height * width <= MAX_PIXELS):
         raise BitstreamError(f"implausible image size {height}×{width} (at most {MAX_SIDE} a side "
@@ -324,7 +324,7 @@ def encode_image(model: torch.nn.Module, x: torch.Tensor, model_name: str, quali
     codecs.lmbda(quality)  # validates quality
     if coder not in CODERS:
         raise ValueError(f"coder must be one of {', '.join(CODERS)}, got {coder!r}")
-    if coder == "exact" and codecs.ARCHITECTURES[arch] not in EXACT_CLASSES:
+    if coder == "exact" and not has_exact_coder(arch):
         raise ValueError(f"coder='exact' codes y with the hyperprior's Gaussians; {arch} has "
                          f"none: use coder='table'")
     for s, what in ((model_name, "model_name"), (profile, "profile")):

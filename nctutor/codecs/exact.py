@@ -45,7 +45,7 @@ from ..entropy.gaussian import decode_gaussian, encode_gaussian
 from .image import ARCHITECTURES, architecture_of_model
 
 __all__ = ["ExactScaleHyperprior", "ExactMeanScaleHyperprior", "EXACT_CLASSES", "exact",
-           "one_thread"]
+           "has_exact_coder", "one_thread"]
 
 
 @contextmanager
@@ -145,6 +145,16 @@ EXACT_CLASSES: dict[type, type] = {
     ScaleHyperprior: ExactScaleHyperprior,
     MeanScaleHyperprior: ExactMeanScaleHyperprior,
 }
+
+
+def has_exact_coder(arch: str) -> bool:
+    """Whether the architecture ``arch`` (a registry name) has an exact-coding twin: the
+    hyperpriors, whose ``y`` has a Gaussian to code; the factorized prior has none.
+
+    Checked by the file format and the command line before ``coder="exact"`` is used (book
+    section "Transform coding with learned priors → Exact Gaussian coding"); no page calls it.
+    """
+    return ARCHITECTURES[arch] in EXACT_CLASSES
 
 
 def exact(model: torch.nn.Module) -> torch.nn.Module:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import atomic_write
 from .metrics import ms_ssim_db
 
 # --------------------------------------------------------------------------- curves
@@ -241,7 +242,7 @@ def to_compressai_json(curve: RDCurve, file: str | os.PathLike | None = None,
            "description": curve.description if description is None else description,
            "results": results}
     if file is not None:
-        Path(file).write_text(json.dumps(doc, indent=2))
+        atomic_write(file, json.dumps(doc, indent=2))
     return doc
 
 
