@@ -11,8 +11,8 @@ Layout of format version 2, written by this nctutor (all integers big-endian)::
     0       4     magic b"NCT1" (the same in every version; the next byte is the version)
     4       1     format version (2)
     5       1     kind: 0 image (1 pframe, 2 video: reserved)
-    6       1     coder of y: 0 table, 1 exact (see below)
-    7       1     quantizer: 0 scalar rounding (others reserved for the lattices)
+    6       1     coder of y: 0 table, 1 exact, 2 lattice (see below)
+    7       1     quantizer: 0 scalar rounding, 1 hex (A2), 2 oct (A3*)
     8       1     padding mode (0: replicate, bottom and right)
     9       1     quality (1..8)
     10      4     original height H
@@ -38,6 +38,13 @@ the twins of :mod:`nctutor.codecs.exact` (hyperpriors only). ``z`` is coded with
 ``EntropyBottleneck`` in both. *Quantizer* says how the latents were made integers: ``scalar``
 is CompressAI's ``round(y - μ)``; other codes are kept for the lattice quantizers of the chapter
 *Uniform scalar and lattice vector quantization*.
+
+*Version 3* is version 2 with one more byte after the quantizer: the latent shift's steps, the
+index of ``ρ_h`` in the high four bits and of ``ρ_f`` in the low four
+(:data:`nctutor.codecs.latent.MAIN_STEPS`, :data:`~nctutor.codecs.latent.SIDE_STEPS`; 0: no
+shift); every byte after it moves by one. It is written for ``coder`` = lattice, the codec of
+:mod:`nctutor.codecs.latent` (chapter *Lattices and the latent shift on a trained codec*), whose
+``y`` stream is laid out in :mod:`nctutor.entropy.cells`; other files stay version 2.
 
 *One nested piece.* An ``exact`` ``y`` stream is not raw ANS words: it starts with its own small
 preamble, the alphabet ``[lo, hi]`` (two varints) and a CRC32 of the *symbols* (layout in
@@ -86,10 +93,11 @@ import torch
 from . import codecs
 from .codecs import architecture_of, latent_shape, model_fingerprint, num_streams
 from .codecs.exact import EXACT_CLASSES, exact, has_exact_coder
+from .codecs.latent import MAIN_STEPS, SIDE_STEPS, LatentCodec, has_latent_codec
 from .errors import BitstreamError
 
 MAGIC = b"NCT1"
-VERSION = 2
+VERSION = 3
 PAD_REPLICATE = 0
 MAX_SIDE = 16384
 MAX_PIXELS = 50_000_000
@@ -98,10 +106,11 @@ MAX_NAME = 48
 #: The codes of the header's enumerated fields: the name at index ``code``. Codes beyond these
 #: tuples are reserved (kind 1 pframe, 2 video; quantizers for the lattices).
 KINDS = ("image",)
-CODERS = ("table", "exact")
-QUANTIZERS = ("scalar",)
+CODERS = ("table", "exact", "lattice")
+QUANTIZERS = ("scalar", "hex", "oct")
 
 _FIXED = struct.Struct(">4sBBBBBBIIHHHHIBB")  # version 2: everything up to the two names
+_FIXED_V3 = struct.Struct(">4sBBBBBBBIIHHHHIBB")  # version 3: the same with the shift steps
 _FIXED_V1 = struct.Struct(">4sBBBBIIHHHHIBB")  # version 1: the same without kind/coder/quantizer
 _U32 = struct.Struct(">I")
 
@@ -127,6 +136,7 @@ class Header:
         fingerprint: CRC32 of the model's CDF tables (see :func:`model_fingerprint`).
         lengths: byte length of each stream.
         header_size: bytes before the payload.
+        steps: the latent shift's step indices ``(i_h, i_f)`` (version 3; ``(0, 0)``: none).
 
     Defined in book section *Transform coding with learned priors → Real bitstreams* (the page
     displays one).
@@ -148,6 +158,7 @@ class Header:
     fingerprint: int
     lengths: tuple[int, ...]
     header_size: int
+    steps: tuple[int, int] = (0, 0)
 
     @property
     def architecture(self) -> str:
@@ -164,11 +175,15 @@ class Header:
 
 
 def _pack_header(h: Header) -> bytes:
-    """Every header byte of version 2 before the CRC."""
+    """Every header byte of version 2 or 3 (``h.version``) before the CRC."""
     name, profile = h.model.encode("ascii"), h.profile.encode("ascii")
-    fixed = _FIXED.pack(MAGIC, VERSION, KINDS.index(h.kind), CODERS.index(h.coder),
-                        QUANTIZERS.index(h.quantizer), h.padding, h.quality, h.height, h.width,
-                        h.shape[0], h.shape[1], h.N, h.M, h.fingerprint, len(name), len(profile))
+    codes = (KINDS.index(h.kind), CODERS.index(h.coder), QUANTIZERS.index(h.quantizer))
+    rest = (h.padding, h.quality, h.height, h.width, h.shape[0], h.shape[1], h.N, h.M,
+            h.fingerprint, len(name), len(profile))
+    if h.version == 3:
+        fixed = _FIXED_V3.pack(MAGIC, 3, *codes, (h.steps[0] << 4) | h.steps[1], *rest)
+    else:
+        fixed = _FIXED.pack(MAGIC, 2, *codes, *rest)
     table = _U32.pack(len(h.lengths)) + b"".join(_U32.pack(n) for n in h.lengths)
     return fixed + name + profile + table
 
@@ -195,7 +210,7 @@ def _truncated(blob: bytes, need: int) -> None:
 
 
 def read_header(blob: bytes) -> Header:
-    """Parse and validate the header of ``blob`` (the whole file, version 1 or 2): every check
+    """Parse and validate the header of ``blob`` (the whole file, version 1, 2 or 3): every check
     of the module docstring, CRC included, without decoding anything. Raises
     :class:`BitstreamError`.
 
@@ -220,14 +235,17 @@ def read_header(blob: bytes) -> Header:
         _truncated(blob, _FIXED_V1.size)
         (_, _, padding, quality, n, height, width, sh, sw, N, M, fingerprint, name_len,
          profile_len) = _FIXED_V1.unpack_from(blob)
-        kind, coder, quantizer = 0, 0, 0  # image, table, scalar
+        kind, coder, quantizer, steps_byte = 0, 0, 0, 0  # image, table, scalar, no shift
         start = _FIXED_V1.size
         table = start + name_len + profile_len  # the stream lengths follow the names
     else:
-        _truncated(blob, _FIXED.size)
+        fixed = _FIXED if version == 2 else _FIXED_V3
+        _truncated(blob, fixed.size)
+        fields = list(fixed.unpack_from(blob))
+        steps_byte = fields.pop(5) if version == 3 else 0
         (_, _, kind, coder, quantizer, padding, quality, height, width, sh, sw, N, M, fingerprint,
-         name_len, profile_len) = _FIXED.unpack_from(blob)
-        start = _FIXED.size
+         name_len, profile_len) = fields
+        start = fixed.size
         _truncated(blob, start + name_len + profile_len + 4)
         (n,) = _U32.unpack_from(blob, start + name_len + profile_len)
         table = start + name_len + profile_len + 4
@@ -264,6 +282,14 @@ def read_header(blob: bytes) -> Header:
         raise BitstreamError(f"corrupted file: {n} streams, {model} writes {num_streams(arch)}")
     if coder == "exact" and not has_exact_coder(arch):
         raise BitstreamError(f"corrupted file: {model} has no exact coder (no Gaussian for y)")
+    if coder == "lattice" and not has_latent_codec(arch):
+        raise BitstreamError(f"corrupted file: {model} has no lattice coder")
+    if coder != "lattice" and (quantizer != "scalar" or steps_byte):
+        raise BitstreamError(f"corrupted file: quantizer {quantizer} or a latent shift with the "
+                             f"{coder} coder")
+    steps = (steps_byte >> 4, steps_byte & 15)
+    if steps[0] >= len(MAIN_STEPS) or steps[1] >= len(SIDE_STEPS):
+        raise BitstreamError(f"corrupted file: shift step indices {steps}")
     if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE and height * width <= MAX_PIXELS):
         raise BitstreamError(f"implausible image size {height}×{width} (at most {MAX_SIDE} a side "
                              f"and {MAX_PIXELS} pixels)")
@@ -275,7 +301,7 @@ def read_header(blob: bytes) -> Header:
     return Header(version=version, kind=kind, coder=coder, quantizer=quantizer, model=model,
                   quality=quality, profile=profile, height=height, width=width, padding=padding,
                   shape=(sh, sw), N=N, M=M, fingerprint=fingerprint, lengths=tuple(lengths),
-                  header_size=header_size)
+                  header_size=header_size, steps=steps)
 
 
 # --------------------------------------------------------------------------- encode / decode
@@ -299,7 +325,8 @@ def _coding(model: torch.nn.Module, arch: str, coder: str) -> tuple[Callable, Ca
 
 @torch.no_grad()
 def encode_image(model: torch.nn.Module, x: torch.Tensor, model_name: str, quality: int,
-                 profile: str = "", coder: str = "table") -> bytes:
+                 profile: str = "", coder: str = "table", quantizer: str = "scalar",
+                 shift: bool = False, search: str = "secant") -> bytes:
     """Compress the image ``x`` (``(3, H, W)`` or ``(1, 3, H, W)``, values in ``[0, 1]``) into a
     complete file: pad to the model's stride, ``compress``, header, CRC.
 
@@ -307,8 +334,11 @@ def encode_image(model: torch.nn.Module, x: torch.Tensor, model_name: str, quali
     same model (``nctutor.zoo.load(model_name, quality, profile)``); ``model`` must be in eval mode
     with ``update()`` done. ``coder`` is ``"table"`` (CompressAI's tables) or ``"exact"`` (the
     hyperpriors only: ``y`` coded by :mod:`nctutor.entropy.gaussian`; the model is converted with
-    :func:`nctutor.codecs.exact.exact` on each call, unless it already is an exact twin).
-    Defined in book section *Transform coding with learned priors → Real bitstreams*.
+    :func:`nctutor.codecs.exact.exact` on each call, unless it already is an exact twin), or
+    ``"lattice"``: :class:`nctutor.codecs.latent.LatentCodec` with ``quantizer`` (``"scalar"``,
+    ``"hex"``, ``"oct"``), the latent ``shift`` and its ``search``; a lattice quantizer or a
+    shift implies ``coder="lattice"`` (chapter *Lattices and the latent shift on a trained
+    codec*). Defined in book section *Transform coding with learned priors → Real bitstreams*.
     """
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise TypeError("x must be a floating-point torch.Tensor")
@@ -322,8 +352,16 @@ def encode_image(model: torch.nn.Module, x: torch.Tensor, model_name: str, quali
     if codecs.architecture_of_model(model) != arch:
         raise ValueError(f"model is a {type(model).__name__}, not a {arch}")
     codecs.lmbda(quality)  # validates quality
+    if quantizer not in QUANTIZERS:
+        raise ValueError(f"quantizer must be one of {', '.join(QUANTIZERS)}, got {quantizer!r}")
+    if (quantizer != "scalar" or shift) and coder == "table":
+        coder = "lattice"
     if coder not in CODERS:
         raise ValueError(f"coder must be one of {', '.join(CODERS)}, got {coder!r}")
+    if coder == "exact" and (quantizer != "scalar" or shift):
+        raise ValueError("a lattice quantizer or the latent shift needs coder='lattice'")
+    if coder == "lattice" and not has_latent_codec(arch):
+        raise ValueError(f"coder='lattice' wraps bmshj2018-factorized or mbt2018-mean, not {arch}")
     if coder == "exact" and not has_exact_coder(arch):
         raise ValueError(f"coder='exact' codes y with the hyperprior's Gaussians; {arch} has "
                          f"none: use coder='table'")
@@ -339,15 +377,20 @@ def encode_image(model: torch.nn.Module, x: torch.Tensor, model_name: str, quali
     if model.training:
         raise ValueError("model must be in eval mode (call model.eval())")
     fingerprint = model_fingerprint(model)  # the same for an exact twin: it copies the tables
-    compress, _ = _coding(model, arch, coder)
+    if coder == "lattice":
+        compress = LatentCodec(model, quantizer, shift, search).compress
+    else:
+        compress, _ = _coding(model, arch, coder)
     device = next(model.parameters()).device
     out = compress(codecs.pad(x[None].to(device), codecs.STRIDES[arch]))
+    steps = tuple(out.get("steps", (0, 0)))
     streams = [bytes(s[0]) for s in out["strings"]]
     shape = tuple(int(v) for v in out["shape"])
     if shape != latent_shape(arch, height, width):  # cannot happen with the registry's models
         raise RuntimeError(f"compress() returned shape {shape}, expected "
                            f"{latent_shape(arch, height, width)}")
-    header = Header(version=VERSION, kind="image", coder=coder, quantizer="scalar",
+    header = Header(version=3 if coder == "lattice" else 2, kind="image", coder=coder,
+                    quantizer=quantizer, steps=steps,
                     model=model_name, quality=quality, profile=profile, height=height,
                     width=width, padding=PAD_REPLICATE, shape=shape, N=int(model.N),
                     M=int(model.M), fingerprint=fingerprint, lengths=tuple(map(len, streams)),
@@ -397,6 +440,10 @@ def decode_image(blob: bytes, model: torch.nn.Module) -> torch.Tensor:
     for n in h.lengths:
         streams.append(bytes(blob[pos : pos + n]))
         pos += n
-    _, decompress = _coding(model, arch, h.coder)
-    x_hat = decompress([[s] for s in streams], h.shape)["x_hat"]
+    if h.coder == "lattice":
+        x_hat = LatentCodec(model, h.quantizer).decompress([[s] for s in streams], h.shape,
+                                                           h.steps)["x_hat"]
+    else:
+        _, decompress = _coding(model, arch, h.coder)
+        x_hat = decompress([[s] for s in streams], h.shape)["x_hat"]
     return codecs.crop(x_hat[0], h.height, h.width).clamp(0, 1).cpu()

@@ -145,3 +145,82 @@ def test_argument_checks():
     with pytest.raises(ValueError, match="n must"):
         kkt.monte_carlo_correlation(1.0, 1.0, 1.0, 1.0, n=1)
     assert np.isfinite(kkt.monte_carlo_correlation(1.0, 1.0, 1.0, 1.0, n=1000))
+
+
+# ----------------------------------------------------------------- side information
+
+
+def test_uniform_noise_decoder_closed_form():
+    dec = kkt.uniform_noise_decoder()
+    assert sp.simplify(dec["derived"] - dec["closed_form"]) == 0
+    # the same numbers from the numpy helper, and a direct quadrature of the truncated normal
+    f = sp.lambdify(dec["yhat"], dec["closed_form"], ["scipy", "numpy"])
+    ys = np.array([-2.3, -0.4, 0.0, 0.7, 3.1])
+    m, _, _ = kkt.truncated_normal_mean(ys - 0.5, ys + 0.5)
+    np.testing.assert_allclose(m, f(ys), rtol=1e-12, atol=1e-14)
+    grid = (np.arange(20_000) + 0.5) / 20_000 - 0.5  # midpoints of a uniform grid on [-1/2, 1/2]
+    for y in ys:
+        xs = y + grid
+        pdf = np.exp(-(xs**2) / 2)
+        assert np.sum(xs * pdf) / np.sum(pdf) == pytest.approx(f(y), abs=1e-7)
+
+
+def test_truncated_normal_mean_slopes():
+    a, b = np.array([-1.0, 0.2, 1.5]), np.array([-0.3, 0.25, 2.5])
+    m, dm_da, dm_db = kkt.truncated_normal_mean(a, b)
+    h, mean = 1e-6, lambda lo, hi: kkt.truncated_normal_mean(lo, hi)[0]
+    fd_a = (mean(a + h, b) - mean(a - h, b)) / (2 * h)
+    fd_b = (mean(a, b + h) - mean(a, b - h)) / (2 * h)
+    np.testing.assert_allclose(dm_da, fd_a, rtol=1e-5)
+    np.testing.assert_allclose(dm_db, fd_b, rtol=1e-5)
+    assert np.all((a < m) & (m < b)) and np.all(dm_da >= 0) and np.all(dm_db >= 0)
+    with pytest.raises(ValueError, match="a < b"):
+        kkt.truncated_normal_mean(np.array([1.0]), np.array([1.0]))
+
+
+def test_two_decoders_are_the_conditional_means():
+    # bin the samples and compare the bin means of x with the closed forms (a numerical E[x | .])
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=2_000_000)
+    yh = x + rng.uniform(-0.5, 0.5, x.size)
+    zh = np.round(2 * x) / 2
+    for z in (None, 0.5):
+        sel = np.ones(x.size, bool) if z is None else zh == z
+        lo, hi = yh[sel] - 0.5, yh[sel] + 0.5
+        if z is not None:
+            lo, hi = np.maximum(lo, z - 0.25), np.minimum(hi, z + 0.25)
+        m, _, _ = kkt.truncated_normal_mean(lo, hi)
+        bins = np.digitize(yh[sel], np.linspace(-1.5, 1.5, 31))
+        for k in np.unique(bins):
+            in_bin = bins == k
+            if in_bin.sum() > 5000:
+                # within one bin of width 0.1 the decoder varies little: compare the bin averages
+                assert x[sel][in_bin].mean() == pytest.approx(m[in_bin].mean(), abs=0.01)
+
+
+def test_side_information_counterexample():
+    cx = kkt.side_information_counterexample(400_000, seed=6, decoder="yhat")
+    fx = kkt.side_information_counterexample(400_000, seed=6, decoder="yhat_zhat")
+    # E[x | y^] with a rate gradient y^ - z^: strongly correlated (positive with dD = -2 g'(x - g))
+    assert cx["corr"] > 0.7 and cx["se"] < 0.01
+    # E[x | y^, z^]: uncorrelated within Monte Carlo error, and a better decoder
+    assert abs(fx["corr"]) < 4 * fx["se"] and fx["se"] < 0.01
+    assert fx["mse"] < cx["mse"]
+    # both are conditional means: the distortion gradient has mean 0
+    for res in (cx, fx):
+        assert abs(res["mean_dD"]) < 0.01
+    with pytest.raises(ValueError, match="decoder"):
+        kkt.side_information_counterexample(10, decoder="zhat")
+    with pytest.raises(ValueError, match="n must"):
+        kkt.side_information_counterexample(1)
+
+
+def test_correlation_standard_error():
+    # normal samples: the standard error of r is (1 - r^2) / sqrt(n), 1 / sqrt(n) when independent
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(size=(2, 100_000))
+    r, se = kkt._correlation_with_se(a, b)
+    assert se == pytest.approx(1 / np.sqrt(a.size), rel=0.05)
+    r, se = kkt._correlation_with_se(a, 0.6 * a + 0.8 * b)
+    assert r == pytest.approx(0.6, abs=0.01)
+    assert se == pytest.approx((1 - 0.36) / np.sqrt(a.size), rel=0.05)

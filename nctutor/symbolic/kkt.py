@@ -11,8 +11,13 @@ with SymPy and tests the premise on a one-dimensional codec small enough to solv
   independent of x (variance 1/12);
 - decoder ``x^ = g y^``, rate ``R = -log2 N(y^; 0, sigma_y^2)``, distortion ``D = (x - x^)^2``.
 
+A second, nonlinear example (:func:`side_information_counterexample`) shows that the decoder must
+be optimal given every decoded variable the rate gradient depends on: with side information ``z^``
+and a decoder ``E[x | y^]`` the two gradients are correlated.
+
 Chapter *KKT conditions and the latent shift's premise* (``book/latent/kkt.md``), part *Latent
-properties*. All functions return SymPy objects; omitted arguments are positive SymPy symbols.
+properties*. The symbolic functions return SymPy objects (omitted arguments are positive SymPy
+symbols); the Monte Carlo functions return floats.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import sympy as sp
+from scipy.special import ndtr
 
 __all__ = [
     "multiobjective_weights",
@@ -37,6 +43,9 @@ __all__ = [
     "mismatch_correlation",
     "latent_shift_step",
     "monte_carlo_correlation",
+    "uniform_noise_decoder",
+    "truncated_normal_mean",
+    "side_information_counterexample",
 ]
 
 #: Variance of the additive uniform noise U(-1/2, 1/2) that stands in for rounding in training.
@@ -371,3 +380,115 @@ def monte_carlo_correlation(
     d_rate = yh / (sigma_y**2 * np.log(2))
     d_dist = -2.0 * g * (x - g * yh)
     return float(np.corrcoef(d_rate, lam * d_dist)[0, 1])
+
+
+# --------------------------------------------------------------------------- side information
+
+
+def uniform_noise_decoder() -> dict[str, sp.Expr]:
+    """``E[x | y^]`` for ``x ~ N(0, 1)`` and ``y^ = x + u``, ``u ~ U(-1/2, 1/2)`` independent of x.
+
+    Given ``y^``, x is N(0, 1) truncated to ``[y^ - 1/2, y^ + 1/2]``, so the conditional mean is
+    ``(phi(y^ - 1/2) - phi(y^ + 1/2)) / (Phi(y^ + 1/2) - Phi(y^ - 1/2))`` (normal density phi and
+    distribution function Phi). Returns ``{"yhat": symbol, "derived": ..., "closed_form": ...}``:
+    ``derived`` is SymPy's integral ``int x phi(x) dx / int phi(x) dx`` over that interval,
+    ``closed_form`` the formula above; the page and the tests check that they are equal.
+    Defined in book section *KKT conditions and the latent shift's premise → The trained decoder
+    kills the correlation*.
+    """
+    x, yh = sp.Symbol("x", real=True), sp.Symbol("yhat", real=True)
+    half = sp.Rational(1, 2)
+
+    def phi(t: sp.Expr) -> sp.Expr:
+        return sp.exp(-(t**2) / 2) / sp.sqrt(2 * sp.pi)
+
+    def Phi(t: sp.Expr) -> sp.Expr:
+        return (1 + sp.erf(t / sp.sqrt(2))) / 2
+
+    lo, hi = yh - half, yh + half
+    derived = sp.integrate(x * phi(x), (x, lo, hi)) / sp.integrate(phi(x), (x, lo, hi))
+    closed_form = (phi(lo) - phi(hi)) / (Phi(hi) - Phi(lo))
+    return {"yhat": yh, "derived": derived, "closed_form": closed_form}
+
+
+def truncated_normal_mean(
+    a: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean ``m`` of N(0, 1) truncated to ``[a, b]`` and its derivatives in ``a`` and ``b``.
+
+    ``m = (phi(a) - phi(b)) / Z`` with ``Z = Phi(b) - Phi(a)``; ``dm/da = phi(a) (m - a) / Z`` and
+    ``dm/db = phi(b) (b - m) / Z``, both nonnegative. Needs ``a < b`` elementwise and intervals
+    that are not far in the tails (``Z`` is computed as a difference, fine for |a|, |b| < 8).
+    Defined in book section *KKT conditions and the latent shift's premise → The trained decoder
+    kills the correlation*.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if not np.all(a < b):
+        raise ValueError("truncated_normal_mean needs a < b for every interval")
+    pdf_a, pdf_b = np.exp(-(a**2) / 2), np.exp(-(b**2) / 2)
+    pdf_a, pdf_b = pdf_a / np.sqrt(2 * np.pi), pdf_b / np.sqrt(2 * np.pi)
+    Z = ndtr(b) - ndtr(a)
+    m = (pdf_a - pdf_b) / Z
+    return m, pdf_a * (m - a) / Z, pdf_b * (b - m) / Z
+
+
+def _correlation_with_se(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Sample correlation of a and b and its standard error (delta method, no normality assumed).
+
+    The influence function of Pearson's r is ``a~ b~ - r (a~^2 + b~^2) / 2`` for the standardised
+    samples ``a~, b~``; the standard error is its standard deviation over ``sqrt(n)``.
+    """
+    at, bt = (a - a.mean()) / a.std(), (b - b.mean()) / b.std()
+    r = float(np.mean(at * bt))
+    influence = at * bt - r * (at**2 + bt**2) / 2
+    return r, float(influence.std() / np.sqrt(len(a)))
+
+
+def side_information_counterexample(
+    n: int = 1_000_000, seed: int = 0, decoder: str = "yhat"
+) -> dict[str, float]:
+    """Correlation of a rate gradient that depends on side information with the distortion gradient.
+
+    The source is ``x ~ N(0, 1)``, the latent ``y^ = x + u`` with ``u ~ U(-1/2, 1/2)`` independent
+    of x, the side information ``z^ = round(2 x) / 2`` (so ``x`` lies in ``[z^ - 1/4, z^ + 1/4)``).
+    The rate gradient is ``y^ - z^``: up to the positive factor ``1 / (sigma^2 ln 2)`` the gradient
+    of ``R = -log2 N(y^; z^, sigma^2)``, an entropy model whose mean is decoded from ``z^``. The
+    distortion gradient is ``dD/dy^ = -2 (dx^/dy^) (x - x^)`` for the decoder ``x^``:
+
+    - ``decoder="yhat"``: ``x^ = E[x | y^]`` (:func:`uniform_noise_decoder`, N(0, 1) truncated to
+      ``[y^ - 1/2, y^ + 1/2]``), optimal for y^ alone; the correlation is far from 0;
+    - ``decoder="yhat_zhat"``: ``x^ = E[x | y^, z^]``, N(0, 1) truncated to the intersection of
+      that interval with ``[z^ - 1/4, z^ + 1/4)``; the correlation is 0 up to Monte Carlo error.
+
+    Returns ``{"corr": r, "se": its standard error, "mse": E[(x - x^)^2], "mean_dD": E[dD/dy^]}``
+    over ``n`` samples drawn with ``seed``.
+    Defined in book section *KKT conditions and the latent shift's premise → The trained decoder
+    kills the correlation*.
+    """
+    if decoder not in ("yhat", "yhat_zhat"):
+        raise ValueError(f"decoder must be 'yhat' or 'yhat_zhat', got {decoder!r}")
+    if n < 2:
+        raise ValueError(f"n must be at least 2, got {n}")
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0.0, 1.0, n)
+    yh = x + rng.uniform(-0.5, 0.5, n)
+    zh = np.round(2 * x) / 2
+    lo, hi = yh - 0.5, yh + 0.5
+    if decoder == "yhat_zhat":
+        # y^ enters the decoder only through the bounds of the interval that it sets
+        lo_y, hi_y = lo, hi
+        lo, hi = np.maximum(lo_y, zh - 0.25), np.minimum(hi_y, zh + 0.25)
+        x_hat, dm_dlo, dm_dhi = truncated_normal_mean(lo, hi)
+        slope = np.where(lo == lo_y, dm_dlo, 0.0) + np.where(hi == hi_y, dm_dhi, 0.0)
+    else:
+        x_hat, dm_dlo, dm_dhi = truncated_normal_mean(lo, hi)
+        slope = dm_dlo + dm_dhi
+    d_rate = yh - zh
+    d_dist = -2.0 * slope * (x - x_hat)
+    r, se = _correlation_with_se(d_rate, d_dist)
+    return {
+        "corr": r,
+        "se": se,
+        "mse": float(np.mean((x - x_hat) ** 2)),
+        "mean_dD": float(np.mean(d_dist)),
+    }
