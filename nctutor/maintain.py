@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from . import __version__, codecs, rd, zoo
+from . import __version__, codecs, data, rd, zoo
 from .checkpoints import (
     CHECKPOINT,
     MANIFEST,
@@ -168,3 +168,39 @@ def report(name: str, weights_dir: str | os.PathLike | None = None, images=None,
                         "report": f"{arch}-kodak.json"}
         atomic_write(wdir / f"{arch}-q{q}.json", json.dumps(man, indent=2))
     return doc
+
+
+def latent_finetune(out: str | os.PathLike, qualities=(1, 2, 3, 4), noises=("scalar", "hex"),
+                    steps: int = 200, lr: float = 3e-5, images=None, profile: str = "cpu",
+                    command: str = "") -> dict:
+    """Fine-tune ``g_s`` of the shipped ``mbt2018-mean`` with each cell noise
+    (:func:`nctutor.finetune.finetune_decoder`, same start, steps and crops for all), then code
+    ``images`` (default: Kodak) with every quantizer of ``noises`` and decode each file with the
+    shipped and every fine-tuned decoder. Writes ``out`` (JSON): per quality, image, quantizer
+    and decoder the file's bytes and the 8-bit RGB PSNR, and every fine-tune's loss curve.
+    A maintainer's job for book section *Lattices and the latent shift on a trained codec →
+    Fine-tuning the decoder for the lattice* (the page reads the stored record).
+    """
+    from .container import decode_image, encode_image
+    from .finetune import finetune_decoder
+
+    items = rd.image_list(images if images is not None else data.kodak())
+    record: dict = {"command": command, "profile": profile, "steps": steps, "lr": lr,
+                    "noises": list(noises), "images": [n for n, _ in items], "qualities": {}}
+    for q in qualities:
+        model = zoo.load("mbt2018-mean", q, profile, train_if_missing=False)
+        decoders = {"shipped": model}
+        entry: dict = {"losses": {}, "rows": {}}
+        for noise in noises:
+            decoders[noise], entry["losses"][noise] = finetune_decoder(model, noise, steps, lr=lr)
+        for image, x in items:
+            row = entry["rows"].setdefault(image, {})
+            for quantizer in noises:
+                blob = encode_image(model, x, "mbt2018-mean", q, profile, coder="lattice",
+                                    quantizer=quantizer)
+                row[quantizer] = {"bytes": len(blob), "bpp": rd.bpp(len(blob), *x.shape[-2:])}
+                for dec, m in decoders.items():
+                    row[quantizer][f"psnr_{dec}"] = rd.psnr(x, decode_image(blob, m))
+        record["qualities"][str(q)] = entry
+        atomic_write(out, json.dumps(record, indent=1))
+    return record

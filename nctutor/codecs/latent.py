@@ -260,11 +260,17 @@ class LatentCodec:
             if part.size == 0:
                 continue
             idx = part.reshape(-1, width)
-            keys, inverse = np.unique(ids[idx], axis=0, return_inverse=True)
-            inverse = inverse.reshape(-1)
-            for t, key in enumerate(keys):
-                groups.append(idx[inverse == t])
-                tables.append(self._table(tuple(int(k) for k in key), q))
+            # one integer per tuple of ids, in the tuples' lexicographic order
+            base = int(ids.max()) + 1
+            code = np.zeros(len(idx), np.int64)
+            for j in range(width):
+                code = code * base + ids[idx[:, j]]
+            codes, inverse, counts = np.unique(code, return_inverse=True, return_counts=True)
+            by_table = np.split(idx[np.argsort(inverse, kind="stable")], np.cumsum(counts)[:-1])
+            for c, members in zip(codes, by_table, strict=True):
+                key = [int(c // base**(width - 1 - j) % base) for j in range(width)]
+                groups.append(members)
+                tables.append(self._table(tuple(key), q))
         return _Plan(groups=groups, tables=tables)
 
     # ------------------------------------------------------------------ quantization
