@@ -47,7 +47,8 @@ from ..files import atomic_write
 from .curves import bd_psnr, bd_rate
 from .metrics import bpp, psnr
 
-__all__ = ["MODES", "RANDOM_SEEDS", "RECORD", "analyse", "load_record", "run", "tables"]
+__all__ = ["MODES", "RANDOM_SEEDS", "RECORD", "analyse", "gradient_correlation", "load_record",
+           "run", "tables"]
 
 #: mode → (coder, quantizer, shift, search). ``compressai``: CompressAI's own table coder.
 MODES: dict[str, tuple[str, str, bool, str]] = {
@@ -147,6 +148,46 @@ def analyse(model: torch.nn.Module, x: torch.Tensor) -> dict:
             lik = gc._likelihood(y_hat.expand(len(steps), -1, -1, -1), s_, m_).clamp_min(1e-9)
             out[f"bits_y_side_{name}"] = float((-torch.log2(lik)).flatten(1).sum(1).min())
     return out
+
+
+@torch.no_grad()
+def gradient_correlation(model: torch.nn.Module, x: torch.Tensor, latents: str = "rounded",
+                         seed: int = 0) -> float:
+    """Correlation over the elements of ``ŷ`` of the rate gradient ``∇_ŷ R`` and the distortion
+    gradient ``∇_ŷ D`` of one image ``x`` (``(3, H, W)``), with ``ŷ`` the codec's rounded latents
+    (``latents="rounded"``, test time) or ``y + u``, ``u ~ U(-1/2, 1/2)`` (``"noisy"``, the
+    training relaxation; ``z`` likewise). The theorem of the KKT page predicts a correlation near
+    0 for the noisy latents of images like the training data.
+    Defined in book section *Lattices and the latent shift on a trained codec → How the tables
+    are made*.
+    """
+    if latents not in ("rounded", "noisy"):
+        raise ValueError(f"latents must be 'rounded' or 'noisy', got {latents!r}")
+    codec = LatentCodec(model, "scalar")
+    h, w = x.shape[-2:]
+    xp = codecs.pad(x[None], codecs.STRIDES[codecs.architecture_of_model(model)])
+    gen = torch.Generator().manual_seed(seed)
+    y = model.g_a(xp)
+
+    def noise(t: torch.Tensor) -> torch.Tensor:
+        return torch.rand(t.shape, generator=gen) - 0.5
+
+    if codec.hyper:
+        z = model.h_a(y)
+        if latents == "noisy":
+            z_hat = z + noise(z)
+        else:
+            z_hat = model.entropy_bottleneck.decompress(model.entropy_bottleneck.compress(z),
+                                                        z.shape[-2:])
+        means, scales, ids = codec.params(z_hat, y.shape)
+    else:
+        means, scales, ids = codec.params(None, y.shape)
+    y_hat = y + noise(y) if latents == "noisy" else codec.quantize(y, means, ids)[0]
+    g_rate = codec.main_gradient(y_hat, means, scales)
+    with torch.enable_grad():
+        v = y_hat.clone().requires_grad_(True)
+        (model.g_s(v)[..., :h, :w] - x[None]).pow(2).sum().backward()
+    return _corr(g_rate, v.grad)
 
 
 def _git_commit() -> str:
