@@ -155,15 +155,21 @@ def side_gradient(eb: torch.nn.Module, z_hat: torch.Tensor) -> torch.Tensor:
 
 
 def _factorized_gradient(cdf: _FactorizedCDF, y_hat: torch.Tensor) -> torch.Tensor:
-    """``∇_ŷ(−log2 P(ŷ))`` under the factorized prior (autograd through the float64 CDFs)."""
+    """``∇_ŷ(−log2 P(ŷ))`` under the factorized prior (autograd through the float64 CDFs, all
+    channels at once)."""
     with torch.enable_grad():
         y = y_hat.detach().double().clone().requires_grad_(True)
-        total = 0.0
-        for c in range(y.size(1)):
-            t = y[:, c]
-            p = torch.sigmoid(cdf.logits(c, t + 0.5)) - torch.sigmoid(cdf.logits(c, t - 0.5))
-            total = total - torch.log2(p.clamp_min(1e-9)).sum()
-        total.backward()
+        t = y.transpose(0, 1).reshape(y.size(1), 1, -1)  # (C, 1, elements of a channel)
+
+        def logits(v: torch.Tensor) -> torch.Tensor:
+            for i, m in enumerate(cdf.matrices):
+                v = m @ v + cdf.biases[i]
+                if i < len(cdf.factors):
+                    v = v + cdf.factors[i] * torch.tanh(v)
+            return v
+
+        p = torch.sigmoid(logits(t + 0.5)) - torch.sigmoid(logits(t - 0.5))
+        (-torch.log2(p.clamp_min(1e-9)).sum()).backward()
     return y.grad.to(y_hat.dtype)
 
 

@@ -4,7 +4,7 @@ Defined in book section *Lattices and the latent shift on a trained codec → Ho
 made*. :func:`run` codes every image with every mode of :class:`nctutor.codecs.latent.LatentCodec`
 to real ``.nct`` files (:func:`nctutor.container.encode_image`), decodes them, and measures what
 Tables 1 and 3-6 and Figs. 4c and 6 of Balcilar et al. need; :func:`tables` turns the record into
-the chapter's tables. The record is a JSON file (the shipped one:
+BD-rates and BD-PSNRs. The record is a JSON file (the shipped one:
 :data:`RECORD`, made by ``nctutor latent-eval``; the command is stored in it).
 
 Per family, quality and image the record holds:
@@ -158,8 +158,8 @@ def gradient_correlation(model: torch.nn.Module, x: torch.Tensor, latents: str =
     (``latents="rounded"``, test time) or ``y + u``, ``u ~ U(-1/2, 1/2)`` (``"noisy"``, the
     training relaxation; ``z`` likewise). The theorem of the KKT page predicts a correlation near
     0 for the noisy latents of images like the training data.
-    Defined in book section *Lattices and the latent shift on a trained codec → How the tables
-    are made*.
+    Defined in book section *Lattices and the latent shift on a trained codec → Where the
+    correlation comes from (Figs. 6 and 4c)*.
     """
     if latents not in ("rounded", "noisy"):
         raise ValueError(f"latents must be 'rounded' or 'noisy', got {latents!r}")
