@@ -16,6 +16,12 @@ For each model and Kodak image this measures three codecs that share the same tr
   Gaussian, ``z`` as before; its decoder runs ``h_s`` and ``g_s`` on one thread (see
   :mod:`nctutor.codecs.exact`), which its timings include.
 
+``nctutor bench --modes …`` times the modes of the lattice codec instead (:func:`run_modes`,
+chapter *Lattices and the latent shift on a trained codec*, section *Time (Table 6)*): each mode
+of :data:`nctutor.rd.latent.MODES` asked for, as real ``.nct`` files, against ``scalar`` (the
+same lattice coder with rounding: what the lattice or the shift costs) and against CompressAI's
+own ``compress``/``decompress`` (what the whole coder costs).
+
 Each timing is the median of ``repeat`` runs after one warm-up run. The *coding overhead* of a
 coder is ``bits / (-Σ log2 likelihood) - 1``, the likelihoods of the model's ``forward`` in eval
 mode (``y`` rounded as the coders round it), and ``bits`` counts the entropy-coded streams (the
@@ -40,7 +46,10 @@ import torch
 
 from . import codecs, config, container, data, zoo
 from .codecs.exact import exact, has_exact_coder
+from .codecs.latent import has_latent_codec
 from .files import atomic_write
+from .rd.latent import MODES
+from .rd.metrics import psnr
 
 #: The columns of the two tables: (key of :class:`BenchRow`, header, format).
 TIME_COLUMNS = (
@@ -301,4 +310,205 @@ def to_json(rows: Sequence[BenchRow], file: str | os.PathLike, settings: dict) -
         by_model.setdefault(r.model, []).append(r)
     payload = {"settings": settings, "rows": [r.to_dict() for r in rows],
                "means": {m: mean_row(g).to_dict() for m, g in by_model.items()}}
+    atomic_write(file, json.dumps(payload, indent=2))
+
+
+# --------------------------------------------------------------------------- lattice modes
+
+#: The columns of :func:`modes_table`: (key of :class:`ModeRow`, header, format).
+MODE_COLUMNS = (
+    ("bpp", "bpp", "{:.4f}"),
+    ("psnr", "PSNR dB", "{:.2f}"),
+    ("enc_ms", "enc ms", "{:.1f}"),
+    ("dec_ms", "dec ms", "{:.1f}"),
+    ("enc_vs_scalar", "enc ×scalar", "{:.2f}"),
+    ("dec_vs_scalar", "dec ×scalar", "{:.3f}"),
+    ("enc_vs_compressai", "enc ×CAI", "{:.2f}"),
+    ("dec_vs_compressai", "dec ×CAI", "{:.3f}"),
+)
+
+
+@dataclass
+class ModeRow:
+    """One mode of the lattice codec on one image (means over images use the same fields).
+
+    Times are milliseconds (median of the repeats): the mode's ``.nct`` encode and decode, those
+    of ``scalar`` (the lattice coder with rounding) and those of CompressAI's own ``compress`` /
+    ``decompress`` of the padded image, all measured in the same rounds. ``psnr`` is the 8-bit
+    RGB PSNR of the decoded file. Printed by :func:`modes_table` in book section *Lattices and
+    the latent shift on a trained codec → Time (Table 6)*.
+    """
+
+    model: str
+    image: str
+    mode: str
+    pixels: int
+    enc_ms: float
+    dec_ms: float
+    enc_scalar_ms: float
+    dec_scalar_ms: float
+    enc_compressai_ms: float
+    dec_compressai_ms: float
+    file_bytes: float
+    psnr: float
+
+    @property
+    def bpp(self) -> float:
+        return 8 * self.file_bytes / self.pixels
+
+    @property
+    def enc_vs_scalar(self) -> float:
+        return self.enc_ms / self.enc_scalar_ms
+
+    @property
+    def dec_vs_scalar(self) -> float:
+        return self.dec_ms / self.dec_scalar_ms
+
+    @property
+    def enc_vs_compressai(self) -> float:
+        return self.enc_ms / self.enc_compressai_ms
+
+    @property
+    def dec_vs_compressai(self) -> float:
+        return self.dec_ms / self.dec_compressai_ms
+
+    def to_dict(self) -> dict:
+        """Fields and derived figures, for JSON."""
+        d = asdict(self)
+        d.update({k: getattr(self, k) for k, _, _ in MODE_COLUMNS if k not in d})
+        return d
+
+
+def _check_modes(modes: Sequence[str]) -> list[str]:
+    modes = list(dict.fromkeys(modes))
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
+        raise ValueError(f"unknown mode {unknown[0]!r}; modes: {', '.join(MODES)}" if unknown
+                         else "no modes to time")
+    return modes
+
+
+@torch.no_grad()
+def bench_modes(model: torch.nn.Module, x: torch.Tensor, name: str, modes: Sequence[str],
+                image: str = "", repeat: int = 3, quality: int | None = None,
+                profile: str = "") -> list[ModeRow]:
+    """Time every mode of ``modes`` (names of :data:`nctutor.rd.latent.MODES`) on one image
+    ``(3, H, W)``, with ``scalar`` and CompressAI's own ``compress``/``decompress`` timed in the
+    same rounds (:func:`time_ms`), encoders first, then decoders of the files they wrote. The
+    lattice codec caches its cell tables per process: the warm-up round builds them, so the
+    times are those of a codec that has seen the image's densities before (a fresh decoder
+    also builds its tables once). Returns one :class:`ModeRow` per mode. Used by
+    :func:`run_modes`; no page calls it."""
+    if repeat < 1:
+        raise ValueError(f"repeat must be at least 1, got {repeat}")
+    modes = _check_modes(modes)
+    arch = codecs.canonical_name(name)
+    if not has_latent_codec(arch):
+        raise ValueError(f"the lattice modes wrap bmshj2018-factorized and mbt2018-mean only, "
+                         f"not {arch}")
+    quality = quality or getattr(model, "nctutor", {}).get("quality", 3)
+    device = next(model.parameters()).device
+    h, w = x.shape[-2:]
+    xp = codecs.pad(x[None].to(device), codecs.STRIDES[arch])
+    cai = compressai_twin(model, arch)
+
+    def encoder(mode: str) -> Callable[[], bytes]:
+        coder, quantizer, shift, search = MODES[mode]
+        return lambda: container.encode_image(model, x, arch, quality, profile, coder=coder,
+                                              quantizer=quantizer, shift=shift, search=search)
+
+    timed = list(dict.fromkeys(["scalar", *modes]))
+    enc = time_ms({"CAI": lambda: cai.compress(xp), **{m: encoder(m) for m in timed}}, repeat,
+                  device)
+    c = enc["CAI"][1]
+    decoders = {"CAI": lambda: cai.decompress(c["strings"], c["shape"])}
+    decoders.update({m: (lambda b=enc[m][1]: container.decode_image(b, model)) for m in timed})
+    dec = time_ms(decoders, repeat, device)
+    return [ModeRow(model=name, image=image, mode=m, pixels=h * w, enc_ms=enc[m][0],
+                    dec_ms=dec[m][0], enc_scalar_ms=enc["scalar"][0],
+                    dec_scalar_ms=dec["scalar"][0], enc_compressai_ms=enc["CAI"][0],
+                    dec_compressai_ms=dec["CAI"][0], file_bytes=len(enc[m][1]),
+                    psnr=psnr(x, dec[m][1])) for m in modes]
+
+
+def mean_mode_row(rows: Sequence[ModeRow]) -> ModeRow:
+    """The mean of ``rows`` (one model and mode): times, bytes, pixels and PSNR averaged, so that
+    the ratios and the bpp of the mean row are ratios of means. Used by :func:`modes_table`;
+    no page calls it."""
+    if not rows:
+        raise ValueError("no rows to average")
+    numeric = {k: statistics.fmean(getattr(r, k) for r in rows)
+               for k in ModeRow.__dataclass_fields__ if k not in ("model", "image", "mode")}
+    return ModeRow(model=rows[0].model, image=f"mean of {len(rows)}", mode=rows[0].mode,
+                   **numeric)
+
+
+def run_modes(names: Sequence[str], modes: Sequence[str], quality: int = 3,
+              profile: str | None = None, images: int | None = None, crop: int = 0,
+              repeat: int = 3, device: str | None = None,
+              progress: bool = False) -> list[ModeRow]:
+    """:func:`bench_modes` for each model of ``names`` (loaded with :func:`nctutor.zoo.load` at
+    ``quality`` and ``profile``) on the first ``images`` Kodak images (default: the profile's
+    ``eval_images``), centre-cropped to ``crop`` pixels when ``crop > 0``. What
+    ``nctutor bench --modes`` prints. Defined in book section *Lattices and the latent shift on a
+    trained codec → Time (Table 6)*."""
+    from tqdm.auto import tqdm
+
+    modes = _check_modes(modes)
+    prof = config.get_profile(profile)
+    n = prof.eval_images if images is None else images
+    if n < 1 or crop < 0 or repeat < 1:
+        raise ValueError("images and repeat must be at least 1, crop at least 0")
+    archs = [codecs.canonical_name(m) for m in names]
+    for arch in archs:
+        if not has_latent_codec(arch):
+            raise ValueError(f"the lattice modes wrap bmshj2018-factorized and mbt2018-mean "
+                             f"only, not {arch}")
+    kodak = data.kodak(n)
+    dev = torch.device(device) if device else torch.device("cpu")
+    rows: list[ModeRow] = []
+    with tqdm(total=len(archs) * len(kodak), desc="bench", unit="image",
+              disable=not progress) as bar:
+        for arch in archs:
+            model = zoo.load(arch, quality, profile=prof.name).to(dev)
+            for i in range(len(kodak)):
+                x = kodak[i] if not crop else data.center_crop(kodak[i], crop)
+                bar.set_postfix_str(f"{arch} {kodak.names[i]}")
+                rows += bench_modes(model, x, arch, modes, kodak.names[i], repeat, quality,
+                                    prof.name)
+                bar.update()
+    return rows
+
+
+def _by_model_and_mode(rows: Sequence[ModeRow]) -> dict[tuple[str, str], list[ModeRow]]:
+    groups: dict[tuple[str, str], list[ModeRow]] = {}
+    for r in rows:
+        groups.setdefault((r.model, r.mode), []).append(r)
+    return groups
+
+
+def modes_table(rows: Sequence[ModeRow], per_image: bool = False) -> str:
+    """A plain-text table of :class:`ModeRow`: one mean row per model and mode, and the single
+    images too if ``per_image``. Used in book section *Lattices and the latent shift on a trained
+    codec → Time (Table 6)*."""
+    shown = []
+    for group in _by_model_and_mode(rows).values():
+        if per_image:
+            shown += group
+        shown.append(mean_mode_row(group))
+    head = ["model", "image", "mode"] + [h for _, h, _ in MODE_COLUMNS]
+    body = [[r.model, r.image, r.mode] + [f.format(getattr(r, k)) for k, _, f in MODE_COLUMNS]
+            for r in shown]
+    widths = [max(len(row[i]) for row in [head] + body) for i in range(len(head))]
+    lines = [head, ["-" * w for w in widths]] + body
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True))
+                     for cells in lines)
+
+
+def modes_to_json(rows: Sequence[ModeRow], file: str | os.PathLike, settings: dict) -> None:
+    """Write ``{"settings", "rows", "means"}`` (means keyed ``"MODEL MODE"``) to ``file``; what
+    ``nctutor bench --modes … --json`` writes, no page calls it."""
+    payload = {"settings": settings, "rows": [r.to_dict() for r in rows],
+               "means": {f"{m} {mode}": mean_mode_row(g).to_dict()
+                         for (m, mode), g in _by_model_and_mode(rows).items()}}
     atomic_write(file, json.dumps(payload, indent=2))

@@ -5,6 +5,7 @@ coding with learned priors → Real bitstreams*).
 ::
 
     nctutor compress IN OUT.nct [--model mbt2018-mean] [--quality 3] [--coder table] [--profile P]
+                     [--quantizer {scalar,hex,oct}] [--latent-shift [--search {secant,brute}]]
     nctutor compress IN… --out-dir DIR [same options]
     nctutor decompress IN.nct OUT.png
     nctutor decompress IN.nct… --out-dir DIR
@@ -12,6 +13,9 @@ coding with learned priors → Real bitstreams*).
     nctutor train NAME --quality Q [--profile P] [--steps N] [--out DIR] [--init RUN]
     nctutor eval [--model NAME] [--quality Q …] [--dataset kodak] [--json OUT]
     nctutor bench [--model NAME …] [--images N] [--crop C] [--repeat R] [--per-image] [--json OUT]
+    nctutor bench --modes compressai,scalar,hex,oct,shift … [same options]
+    nctutor latent-eval [--out FILE] [--images kodak|clic|FILE…] [--profile cpu]
+                        [--models NAME[:Q,…] …] [--modes MODE …] [--threads N]
 
 ``python -m nctutor …`` is the same command. ``train`` works under ``torchrun`` (PyTorch DDP)
 unchanged.
@@ -23,6 +27,15 @@ without suffix>.nct`` (``.png`` for ``decompress``); the folder must exist. So t
 like an image (:data:`IMAGE_SUFFIXES`) and ``decompress`` one ending in ``.nct``. A model is loaded
 once and serves every file; a file that fails is reported and the others still run (exit status 2
 at the end).
+
+*Lattices and the latent shift* (chapter *Lattices and the latent shift on a trained codec*).
+``compress --quantizer hex`` (or ``oct``) quantizes the latents with a lattice, ``--latent-shift``
+lets the decoder shift them along the rate gradients; either one selects the lattice coder
+(:class:`nctutor.codecs.latent.LatentCodec`; ``--coder lattice`` selects it with rounding), which
+wraps ``bmshj2018-factorized`` and ``mbt2018-mean`` only. The file records the coder, the
+quantizer and the shift's steps, so ``decompress`` needs no option. ``bench --modes`` times the
+modes of :data:`LATENT_MODES` against rounding and CompressAI; ``latent-eval`` writes the record
+of :mod:`nctutor.rd.latent`, from which the book's tables are made.
 
 *Weights.* ``compress``, ``eval`` and ``bench`` never hand out a codec trained by surprise: they use
 the weights :func:`nctutor.zoo.locate` finds (for ``--profile P`` or ``$NCTUTOR_PROFILE``, that
@@ -59,6 +72,15 @@ EXIT_INTERRUPTED = 130
 
 #: The errors that are the user's (exit status 2), whether raised by a file or by the command.
 USER_ERRORS = (NctutorError, ValueError, OSError)
+
+#: The modes of ``bench --modes`` and ``latent-eval --modes``: the keys of
+#: :data:`nctutor.rd.latent.MODES`, repeated here so that ``nctutor --help`` imports no torch
+#: (tests/test_cli.py checks that the two agree).
+LATENT_MODES = ("compressai", "scalar", "hex", "oct", "shift", "shift-brute", "hex+shift",
+                "oct+shift")
+
+#: The codecs and qualities ``latent-eval`` measures by default: the shipped ``cpu`` weights.
+LATENT_MODELS = ("mbt2018-mean:1,2,3,4", "bmshj2018-factorized:1,3")
 
 #: Suffixes ``compress`` refuses for its output file (it would overwrite an image with bytes).
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp",
@@ -155,17 +177,60 @@ def _profile(names: list[str], qualities: list[int], asked: str | None) -> tuple
     return (profiles[0] if profiles else lookup), False
 
 
+def _coder(args: argparse.Namespace) -> str:
+    """The coder ``compress`` uses: ``--coder``, or ``lattice`` when ``--quantizer hex|oct`` or
+    ``--latent-shift`` asks for it (``table`` when nothing is said). Refuses the options that do
+    not go together, and a model the lattice coder cannot wrap."""
+    from . import codecs
+
+    lattice = args.quantizer != "scalar" or args.latent_shift
+    if args.search is not None and not args.latent_shift:
+        raise ValueError("--search chooses the step of the latent shift: give --latent-shift "
+                         "too")
+    if lattice and args.coder not in (None, "lattice"):
+        asked = " and ".join(([f"--quantizer {args.quantizer}"] if args.quantizer != "scalar"
+                              else []) + (["--latent-shift"] if args.latent_shift else []))
+        raise ValueError(f"{asked} needs the lattice coder, not --coder {args.coder}: leave "
+                         f"--coder out (or give --coder lattice)")
+    coder = "lattice" if lattice else (args.coder or "table")
+    if coder == "lattice":
+        from .codecs.latent import has_latent_codec
+
+        arch = codecs.architecture_of(args.model)
+        if not has_latent_codec(arch):
+            asked = ("--quantizer " + args.quantizer if args.quantizer != "scalar"
+                     else "--latent-shift" if args.latent_shift else "--coder lattice")
+            raise ValueError(f"{asked}: the lattice coder wraps bmshj2018-factorized and "
+                             f"mbt2018-mean only; {args.model} is a {arch}")
+    return coder
+
+
+def _coder_label(coder: str, quantizer: str, steps: tuple[int, int]) -> str:
+    """``table coder``, or ``lattice coder (hex, latent shift ρ_h = 0.017, ρ_f = 0.04)``."""
+    if coder != "lattice":
+        return f"{coder} coder"
+    from .codecs.latent import MAIN_STEPS, SIDE_STEPS
+
+    shift = (f", latent shift ρ_h = {MAIN_STEPS[steps[0]]:g}, ρ_f = {SIDE_STEPS[steps[1]]:g}"
+             if steps != (0, 0) else "")
+    return f"lattice coder ({quantizer}{shift})"
+
+
 def cmd_compress(args: argparse.Namespace) -> int:
     """``nctutor compress``: image files → ``.nct`` files; prints bytes, bpp and seconds of each.
 
     Named in book sections *How to run this book → Training from the command line* and
-    *Transform coding with learned priors → How this book uses them* (the shipped weights).
+    *Transform coding with learned priors → How this book uses them* (the shipped weights);
+    ``--quantizer`` and ``--latent-shift``: chapter *Lattices and the latent shift on a trained
+    codec*.
     """
     from . import codecs, container, data, zoo
     from .files import atomic_write
 
     pairs = _pairs(args.files, args.out_dir, ".nct")
-    if args.coder == "exact":
+    coder = _coder(args)
+    search = args.search or "secant"
+    if coder == "exact":
         from .codecs.exact import exact, has_exact_coder  # the exact coder only if asked
 
         if not has_exact_coder(codecs.architecture_of(args.model)):
@@ -187,22 +252,25 @@ def cmd_compress(args: argparse.Namespace) -> int:
             profile, may_train = _profile([args.model], [args.quality], args.profile)
             model = zoo.load(args.model, args.quality, profile=profile,
                              progress=sys.stderr.isatty(), train_if_missing=may_train)
-            if args.coder == "exact":
+            if coder == "exact":
                 model = exact(model)  # its exact twin, converted once for all files
             info = model.nctutor
         try:
             tic = time.perf_counter()
             blob = container.encode_image(model, x, info["name"], info["quality"],
-                                          info["profile"], coder=args.coder)
+                                          info["profile"], coder=coder,
+                                          quantizer=args.quantizer, shift=args.latent_shift,
+                                          search=search)
             seconds = time.perf_counter() - tic
             atomic_write(dst, blob)
         except USER_ERRORS as e:
             failed += _report(e)
             continue
         h, w = x.shape[-2:]
+        steps = container.read_header(blob).steps
         print(f"{dst}: {len(blob)} bytes, {8 * len(blob) / (h * w):.4f} bpp, {w}×{h}, "
               f"{info['name']} q{info['quality']} [{info['profile'] or 'pretrained'}], "
-              f"{args.coder} coder, {seconds:.2f} s")
+              f"{_coder_label(coder, args.quantizer, steps)}, {seconds:.2f} s")
     return EXIT_USAGE if failed else 0
 
 
@@ -258,7 +326,8 @@ def cmd_decompress(args: argparse.Namespace) -> int:
             failed += _report(e)
             continue
         print(f"{dst}: {header.width}×{header.height}, {header.model} q{header.quality} "
-              f"[{header.profile or 'pretrained'}], {header.coder} coder, "
+              f"[{header.profile or 'pretrained'}], "
+              f"{_coder_label(header.coder, header.quantizer, header.steps)}, "
               f"{8 * len(blob) / (header.height * header.width):.4f} bpp, {seconds:.2f} s")
     return EXIT_USAGE if failed else 0
 
@@ -373,6 +442,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from . import bench, codecs, config
 
+    if args.modes is not None:
+        return _bench_modes(args)
     names = args.model or list(codecs.IMAGE_MODELS)
     profile = config.get_profile(_profile(names, [args.quality], args.profile)[0])
     rows = bench.run(names, args.quality, profile.name, args.images,
@@ -397,6 +468,184 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_modes(args: argparse.Namespace) -> int:
+    """``nctutor bench --modes …``: encode/decode milliseconds of the lattice codec's modes,
+    their ratios to ``scalar`` and to CompressAI (:func:`nctutor.bench.run_modes`); the models
+    default to the two the lattice coder wraps. Run in book section *Lattices and the latent
+    shift on a trained codec → Time (Table 6)*."""
+    import torch
+
+    from . import bench, codecs, config
+    from .codecs.latent import has_latent_codec
+
+    modes = list(dict.fromkeys(m for spec in args.modes for m in spec.split(",") if m))
+    unknown = [m for m in modes if m not in LATENT_MODES]
+    if unknown or not modes:
+        what = f"unknown mode {unknown[0]!r}" if unknown else "no mode given"
+        raise ValueError(f"--modes: {what}; modes: {', '.join(LATENT_MODES)}")
+    if args.device and torch.device(args.device).type != "cpu":
+        raise ValueError("--modes: the lattice codec runs on the CPU (its cell tables are "
+                         "numpy); leave --device out")
+    names = args.model or [a for a in codecs.IMAGE_MODELS if has_latent_codec(a)]
+    for name in names:
+        arch = codecs.architecture_of(name)
+        if not has_latent_codec(arch):
+            raise ValueError(f"--modes times the lattice coder, which wraps "
+                             f"bmshj2018-factorized and mbt2018-mean only; {name} is a {arch}")
+    profile = config.get_profile(_profile(names, [args.quality], args.profile)[0])
+    rows = bench.run_modes(names, modes, args.quality, profile.name, args.images, args.crop,
+                           args.repeat, args.device, progress=sys.stderr.isatty())
+    n = len({r.image for r in rows})
+    print(f"nctutor bench --modes: {n} kodak image{'s' * (n > 1)}"
+          + (f", {args.crop}×{args.crop} centre crops" if args.crop else "")
+          + f", quality {args.quality}, profile {profile.name}, device {args.device or 'cpu'}, "
+          f"{torch.get_num_threads()} threads, median of {args.repeat} after a warm-up")
+    print(bench.modes_table(rows, per_image=args.per_image))
+    print("modes of nctutor.rd.latent.MODES as .nct files (compressai: the table coder); "
+          "×scalar = time / that of scalar (the lattice coder with rounding); ×CAI = time / "
+          "CompressAI's own compress or decompress; cell tables cached by the warm-up")
+    if args.json:
+        settings = {k: getattr(args, k) for k in ("model", "quality", "images", "crop", "repeat",
+                                                  "device")}
+        bench.modes_to_json(rows, args.json, {**settings, "modes": modes,
+                                              "profile": profile.name,
+                                              "threads": torch.get_num_threads(),
+                                              "cpus": os.cpu_count(),
+                                              "machine": platform.machine(),
+                                              "torch": torch.__version__,
+                                              "nctutor": __version__})
+        print(f"wrote {args.json}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- latent-eval
+def _latent_models(specs: list[str], profile: str) -> list[tuple[str, int]]:
+    """``(name, quality)`` pairs of ``--models NAME[:Q,Q…]``; ``NAME`` alone means every quality
+    with weights at ``profile``. Refuses a model the lattice coder cannot wrap."""
+    from . import codecs, zoo
+    from .codecs.latent import has_latent_codec
+
+    pairs: list[tuple[str, int]] = []
+    for spec in specs:
+        name, _, qs = spec.partition(":")
+        arch = codecs.architecture_of(name)
+        if not has_latent_codec(arch):
+            raise ValueError(f"--models {spec}: the lattice coder wraps bmshj2018-factorized and "
+                             f"mbt2018-mean only; {name} is a {arch}")
+        if qs:
+            try:
+                qualities = [int(q) for q in qs.split(",")]
+            except ValueError:
+                raise ValueError(f"--models {spec}: give NAME or NAME:Q[,Q…] with qualities "
+                                 f"1..8") from None
+        else:
+            qualities = [q for q in range(1, len(codecs.LAMBDAS) + 1)
+                         if zoo.locate(name, q, profile)["from"] != "needs training"]
+            if not qualities:
+                raise ValueError(f"--models {spec}: no trained weights of {name} at profile "
+                                 f"{profile} (`nctutor models --profile {profile}` lists them)")
+        for q in qualities:
+            codecs.lmbda(q)  # 1..8
+            if (name, q) in pairs:
+                raise ValueError(f"--models names {name} q{q} twice")
+            pairs.append((name, q))
+    return pairs
+
+
+class _NamedImages(list):
+    """Image tensors with ``names``, as :func:`nctutor.rd.metrics.image_list` reads an
+    ``ImageSet``."""
+
+    names: list[str]
+
+
+def _latent_images(given: list[str]):
+    """``--images``: ``kodak`` or ``clic`` (the whole set), or image files (named by their stem)."""
+    from . import data
+
+    if given in (["kodak"], ["clic"]):
+        return {"kodak": data.kodak, "clic": data.clic}[given[0]]()
+    images = _NamedImages()
+    images.names = []
+    for file in map(Path, given):
+        _check_input(file, "an image file")
+        if file.stem in images.names:
+            raise ValueError(f"two images named {file.stem}: the record keys images by name")
+        images.names.append(file.stem)
+        images.append(data.load_image(file))
+    return images
+
+
+def cmd_latent_eval(args: argparse.Namespace) -> int:
+    """``nctutor latent-eval``: code images with every model and mode of the lattice codec and
+    write the record of :func:`nctutor.rd.latent.run` (the command line is stored in it); a rerun
+    with the same ``--out`` resumes it. Prints the means per family, quality and mode, and the
+    BD-rates against rounding when there are two qualities or more. Defined in book section
+    *Lattices and the latent shift on a trained codec → How the tables are made*."""
+    import json
+    import shlex
+
+    import numpy as np
+    import torch
+
+    from . import zoo
+    from .rd import latent
+
+    modes = list(dict.fromkeys(m for spec in args.modes for m in spec.split(",") if m))
+    unknown = [m for m in modes if m not in latent.MODES]
+    if unknown:
+        raise ValueError(f"unknown mode {unknown[0]!r}; modes: {', '.join(latent.MODES)}")
+    if "scalar" not in modes:
+        raise ValueError("--modes must include scalar: rounding under the same coder is the "
+                         "baseline of every table")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError("--threads must be at least 1")
+        torch.set_num_threads(args.threads)
+    pairs = _latent_models(args.models, args.profile)
+    images = _latent_images(args.images)
+    names = list(images.names)
+    dataset = args.images[0] if args.images in (["kodak"], ["clic"]) else "images"
+    out = Path(args.out or f"latent-{dataset}.json")
+    if out.is_dir():
+        raise IsADirectoryError(f"--out {out} is a folder")
+    if out.exists():  # run() resumes it: only a record of the same settings
+        try:
+            old = json.loads(out.read_text())
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{out} exists and is not a record ({e}); give another "
+                             f"--out") from None
+        same = {"profile": args.profile, "modes": modes, "images": names}
+        differ = [k for k, v in same.items() if old.get(k) != v]
+        if differ:
+            raise ValueError(f"{out} holds a record of other {' and '.join(differ)}; give another "
+                             f"--out, or delete it to start again")
+        print(f"resuming {out}")
+    models = [(name, q, zoo.load(name, q, args.profile, progress=sys.stderr.isatty(),
+                                 train_if_missing=False)) for name, q in pairs]
+    argv = getattr(args, "argv", None)
+    command = "nctutor " + shlex.join(argv if argv is not None else sys.argv[1:])
+    record = latent.run(out, models, images, args.profile, modes, command)
+    print(f"wrote {out}: {len(names)} image{'s' * (len(names) > 1)}, "
+          f"{len(pairs)} model{'s' * (len(pairs) > 1)}, {len(modes)} modes, "
+          f"{record['threads']} thread(s), profile {args.profile}")
+    print(f"{'model':<24}{'mode':>12}{'bpp':>9}{'PSNR dB':>9}{'enc s':>9}{'dec s':>9}")
+    for name, q, _ in models:
+        rows = list(record["families"][name][str(q)].values())
+        for mode in modes:
+            mean = {k: float(np.mean([r["modes"][mode][k] for r in rows]))
+                    for k in ("bpp", "psnr", "enc_s", "dec_s")}
+            print(f"{f'{name} q{q}':<24}{mode:>12}{mean['bpp']:>9.4f}{mean['psnr']:>9.3f}"
+                  f"{mean['enc_s']:>9.3f}{mean['dec_s']:>9.3f}")
+    several = {f: rows for f, rows in record["families"].items() if len(rows) >= 2}
+    if several:
+        tables = latent.tables({**record, "families": several})
+        for fam, t in tables.items():
+            print(f"{fam}: BD-rate against scalar, "
+                  + ", ".join(f"{m} {t['bd_rate'][m]:+.2f} %" for m in modes if m != "scalar"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``nctutor`` command (see the module docstring); no page
     calls it."""
@@ -416,9 +665,22 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: %(default)s; `nctutor models` lists them)")
     p.add_argument("--quality", type=int, default=3, choices=range(1, 9), metavar="Q",
                    help="quality 1..8 (default: %(default)s)")
-    p.add_argument("--coder", choices=("table", "exact"), default="table",
-                   help="entropy coder of y: CompressAI's tables, or one exact Gaussian per "
-                        "symbol (hyperpriors only) (default: %(default)s)")
+    p.add_argument("--coder", choices=("table", "exact", "lattice"), default=None,
+                   help="entropy coder of y: CompressAI's tables, one exact Gaussian per "
+                        "symbol (hyperpriors only), or the lattice coder's cell tables "
+                        "(bmshj2018-factorized and mbt2018-mean) (default: table; lattice with "
+                        "--quantizer hex|oct or --latent-shift)")
+    p.add_argument("--quantizer", choices=("scalar", "hex", "oct"), default="scalar",
+                   help="how y is quantized: rounding, or groups of 2 (hex, A2) or 3 (oct, A3*) "
+                        "latents quantized with a unit-volume lattice; hex and oct use the "
+                        "lattice coder (default: %(default)s)")
+    p.add_argument("--latent-shift", action="store_true",
+                   help="let the decoder shift the latents along the rate gradients, with steps "
+                        "the encoder chooses and writes in the file (lattice coder)")
+    p.add_argument("--search", choices=("secant", "brute"), default=None,
+                   help="how the encoder chooses the main shift's step: two decodes and a "
+                        "parabola, or a decode of every candidate (with --latent-shift; "
+                        "default: secant)")
     p.add_argument("--profile", default=None,
                    help="smoke, cpu or gpu: use that profile's weights, training them now if "
                         "missing (default: $NCTUTOR_PROFILE's, else the shipped or best cached "
@@ -489,7 +751,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="torch device (default: cpu)")
     p.add_argument("--per-image", action="store_true", help="a row per image, not only means")
     p.add_argument("--json", default=None, help="write every row and the means as JSON")
+    p.add_argument("--modes", nargs="+", default=None, metavar="MODE",
+                   help="time these modes of the lattice codec instead (space- or "
+                        "comma-separated: " + ",".join(LATENT_MODES) + ") against scalar and "
+                        "CompressAI; the models default to bmshj2018-factorized and mbt2018-mean")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("latent-eval", help="lattice quantizers and the latent shift on trained "
+                                           "codecs: the record of the latent chapter's tables")
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help="the record to write, resumed if it exists (default: latent-kodak.json, "
+                        "latent-clic.json or latent-images.json in the current folder)")
+    p.add_argument("--images", nargs="+", default=["kodak"], metavar="IMAGES",
+                   help="kodak (24 photos), clic (2 large photos), or image files (default: "
+                        "kodak)")
+    p.add_argument("--profile", default="cpu",
+                   help="the profile of the weights; missing weights are refused, never trained "
+                        "(default: %(default)s, the shipped ones)")
+    p.add_argument("--models", nargs="+", default=list(LATENT_MODELS), metavar="NAME[:Q,…]",
+                   help="codecs and qualities, NAME alone for every quality with weights "
+                        "(bmshj2018-factorized and mbt2018-mean only; default: "
+                        + " ".join(LATENT_MODELS) + ")")
+    p.add_argument("--modes", nargs="+", default=list(LATENT_MODES), metavar="MODE",
+                   help="modes to code with, scalar included (default: all: "
+                        + ", ".join(LATENT_MODES) + ")")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: torch's; the shipped record used 1)")
+    p.set_defaults(func=cmd_latent_eval)
     return parser
 
 
@@ -498,6 +786,7 @@ def main(argv: list[str] | None = None) -> int:
     exit status (0, :data:`EXIT_USAGE`, :data:`EXIT_INTERNAL` or :data:`EXIT_INTERRUPTED`).
     The command of book section *How to run this book → Training from the command line*."""
     args = build_parser().parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]  # latent-eval records it
 
     def one_line(message, category, filename, lineno, line=None):
         return f"nctutor: warning: {message}\n"

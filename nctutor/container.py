@@ -44,7 +44,8 @@ index of ``ρ_h`` in the high four bits and of ``ρ_f`` in the low four
 (:data:`nctutor.codecs.latent.MAIN_STEPS`, :data:`~nctutor.codecs.latent.SIDE_STEPS`; 0: no
 shift); every byte after it moves by one. It is written for ``coder`` = lattice, the codec of
 :mod:`nctutor.codecs.latent` (chapter *Lattices and the latent shift on a trained codec*), whose
-``y`` stream is laid out in :mod:`nctutor.entropy.cells`; other files stay version 2.
+``y`` stream is laid out in :mod:`nctutor.entropy.cells`; other files stay version 2 (a version
+3 file of another coder, or a version 2 file of the lattice coder, is refused as corrupted).
 
 *One nested piece.* An ``exact`` ``y`` stream is not raw ANS words: it starts with its own small
 preamble, the alphabet ``[lo, hi]`` (two varints) and a CRC32 of the *symbols* (layout in
@@ -120,7 +121,7 @@ class Header:
     """The parsed header of an ``.nct`` file (see the module docstring for the layout).
 
     Attributes:
-        version: format version (1 or 2).
+        version: format version (1, 2 or 3).
         kind: what the file holds (``"image"``).
         coder: how ``y`` is coded: ``"table"`` (CompressAI's rANS tables) or ``"exact"``
             (:mod:`nctutor.entropy.gaussian`).
@@ -284,6 +285,9 @@ def read_header(blob: bytes) -> Header:
         raise BitstreamError(f"corrupted file: {model} has no exact coder (no Gaussian for y)")
     if coder == "lattice" and not has_latent_codec(arch):
         raise BitstreamError(f"corrupted file: {model} has no lattice coder")
+    if version >= 2 and (version == 3) != (coder == "lattice"):
+        raise BitstreamError(f"corrupted file: version {version} with the {coder} coder (the "
+                             f"lattice coder writes version 3, the others version 2)")
     if coder != "lattice" and (quantizer != "scalar" or steps_byte):
         raise BitstreamError(f"corrupted file: quantizer {quantizer} or a latent shift with the "
                              f"{coder} coder")

@@ -63,3 +63,43 @@ def test_mean_row_overheads_are_ratios_of_means(crops):
     assert mean.image == "mean of 2" and mean.pixels == 64 * 64
     with pytest.raises(ValueError, match="repeat"):
         bench.bench_image(model, crops[0], "mbt2018-mean", repeat=0)
+
+
+# --------------------------------------------------------------------------- lattice modes
+
+
+def test_bench_modes_rows_are_the_files_and_their_ratios(crops):
+    """``bench_modes``: one row per mode asked for, its bytes and PSNR those of the real file, the
+    ratios those of the times (scalar and CompressAI timed in the same rounds); no timing is
+    asserted."""
+    from nctutor import container
+    from nctutor.rd.metrics import psnr
+
+    model, x = _tiny("mbt2018-mean"), crops[0]
+    modes = ["compressai", "hex", "oct+shift"]
+    rows = bench.bench_modes(model, x, "mbt2018-mean", modes, "kodim01", repeat=1, quality=3,
+                             profile="smoke")
+    assert [r.mode for r in rows] == modes  # scalar timed, but not a row unless asked
+    for r, (coder, quantizer, shift) in zip(rows, [("table", "scalar", False),
+                                                   ("lattice", "hex", False),
+                                                   ("lattice", "oct", True)], strict=True):
+        blob = container.encode_image(model, x, "mbt2018-mean", 3, "smoke", coder=coder,
+                                      quantizer=quantizer, shift=shift)
+        assert r.file_bytes == len(blob) and r.bpp == 8 * len(blob) / (64 * 64)
+        assert r.psnr == psnr(x, container.decode_image(blob, model))
+        assert r.enc_vs_scalar == r.enc_ms / r.enc_scalar_ms
+        assert r.dec_vs_compressai == r.dec_ms / r.dec_compressai_ms
+        assert (r.model, r.image, r.pixels) == ("mbt2018-mean", "kodim01", 64 * 64)
+        assert min(r.enc_ms, r.dec_ms, r.enc_compressai_ms, r.dec_scalar_ms) > 0
+    assert len({r.enc_scalar_ms for r in rows}) == 1  # one reference per image
+    rows2 = bench.bench_modes(model, crops[1], "mbt2018-mean", ["hex"], "b", repeat=1)
+    mean = bench.mean_mode_row([rows[1], rows2[0]])
+    assert mean.image == "mean of 2" and mean.mode == "hex"
+    assert mean.enc_vs_scalar == pytest.approx((rows[1].enc_ms + rows2[0].enc_ms)
+                                               / (rows[1].enc_scalar_ms + rows2[0].enc_scalar_ms))
+    table = bench.modes_table(rows + rows2, per_image=True)
+    assert "enc ×scalar" in table and "mean of 1" in table and "oct+shift" in table
+    with pytest.raises(ValueError, match="unknown mode 'd4'"):
+        bench.bench_modes(model, x, "mbt2018-mean", ["d4"])
+    with pytest.raises(ValueError, match="not bmshj2018-hyperprior"):
+        bench.bench_modes(_tiny("bmshj2018-hyperprior"), x, "bmshj2018-hyperprior", ["hex"])

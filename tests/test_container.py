@@ -1,6 +1,9 @@
-"""The .nct container (format version 2; version 1 still read): exact round trips with both
-coders, determinism across thread counts and processes, and refusal of every damaged file."""
+"""The .nct container (format versions 2 and 3; version 1 still read): exact round trips with
+the table and exact coders, determinism across thread counts and processes, the version 3 header
+of the lattice coder, and refusal of every damaged file. The lattice codec's own round trips are
+in tests/test_latent_codec.py."""
 
+import dataclasses
 import json
 import random
 import struct
@@ -15,6 +18,7 @@ import torch
 
 from nctutor import checkpoints, codecs, container, data, zoo
 from nctutor.codecs.exact import exact, one_thread
+from nctutor.codecs.latent import MAIN_STEPS, SIDE_STEPS, LatentCodec
 from nctutor.errors import BitstreamError
 
 ARCHS = list(codecs.ARCHITECTURES)
@@ -145,8 +149,17 @@ def test_encoder_checks_its_arguments(tiny_models, crop):
         container.encode_image(model, crop, "bmshj2018-factorized", 9)
     with pytest.raises(ValueError, match="not a mbt2018-mean"):
         container.encode_image(model, crop, "mbt2018-mean", 3)
-    with pytest.raises(ValueError, match="coder must be one of table, exact"):
+    with pytest.raises(ValueError, match="coder must be one of table, exact, lattice"):
         container.encode_image(model, crop, "bmshj2018-factorized", 3, coder="rans")
+    with pytest.raises(ValueError, match="quantizer must be one of scalar, hex, oct"):
+        container.encode_image(model, crop, "bmshj2018-factorized", 3, quantizer="d4")
+    mean_scale = tiny_models["mbt2018-mean"]
+    for kwargs in ({"quantizer": "hex"}, {"shift": True}):
+        with pytest.raises(ValueError, match="needs coder='lattice'"):
+            container.encode_image(mean_scale, crop, "mbt2018-mean", 3, coder="exact", **kwargs)
+    with pytest.raises(ValueError, match="not bmshj2018-hyperprior"):
+        container.encode_image(tiny_models["bmshj2018-hyperprior"], crop, "bmshj2018-hyperprior",
+                               3, quantizer="oct")
     with pytest.raises(ValueError, match="bmshj2018-factorized has none: use coder='table'"):
         container.encode_image(model, crop, "bmshj2018-factorized", 3, coder="exact")
     untrained = codecs.create("bmshj2018-factorized", N=8, M=8).eval()
@@ -382,8 +395,8 @@ def _set(blob: bytes, pos: int, raw: bytes, hs: int) -> bytes:
 
 
 def _restream(blob: bytes, n: int) -> bytes:
-    """``blob`` (version 2) with its payload cut into ``n`` streams, the header rewritten to
-    match: a well-formed file with another number of streams."""
+    """``blob`` (version 2 or 3) with its payload cut into ``n`` streams, the header rewritten
+    to match: a well-formed file with another number of streams."""
     h = container.read_header(blob)
     table = h.header_size - 4 - 4 * (len(h.lengths) + 1)  # where the stream table starts
     cut = [h.payload_size // n] * (n - 1)
@@ -404,6 +417,7 @@ def _variants(blob: bytes, h: container.Header, png: bytes) -> list[tuple[str, b
         return bytes(a)
 
     hs = h.header_size
+    o = 1 if h.version == 3 else 0  # version 3: one more byte (the steps) after the quantizer
     for _ in range(50):  # one byte of the payload
         p = rng.randrange(hs, len(blob))
         out.append((f"payload byte {p}", flip(blob, [p])))
@@ -411,9 +425,10 @@ def _variants(blob: bytes, h: container.Header, png: bytes) -> list[tuple[str, b
         ps = rng.sample(range(len(blob)), rng.randrange(2, 9))
         out.append((f"bytes {sorted(ps)}", flip(blob, ps)))
     # truncation at every field boundary of the header, inside the payload, one byte short
-    name_end = container._FIXED.size + len(h.model) + len(h.profile)
-    cuts = {0, 1, 3, 4, 5, 6, 7, 8, 9, 10, 14, 18, 22, 26, 30, 31, 32,
-            container._FIXED.size + 1, name_end, name_end + 2, name_end + 4, name_end + 6,
+    fixed = (container._FIXED_V3 if h.version == 3 else container._FIXED).size
+    name_end = fixed + len(h.model) + len(h.profile)
+    cuts = {0, 1, 3, 4, 5, 6, 7, 8, 9 + o, 10 + o, 14 + o, 18 + o, 22 + o, 26 + o, 30 + o,
+            31 + o, 32 + o, fixed + 1, name_end, name_end + 2, name_end + 4, name_end + 6,
             hs - 4, hs - 1, hs, hs + 1, hs + h.lengths[0], (hs + len(blob)) // 2, len(blob) - 1}
     for c in sorted(cuts):
         out.append((f"truncated at {c}", blob[:c]))
@@ -423,22 +438,31 @@ def _variants(blob: bytes, h: container.Header, png: bytes) -> list[tuple[str, b
     out += [("png", png), ("png head", png[:64]), ("text", b"hello world\n" * 10),
             ("zeros", bytes(200)), ("jpeg magic", b"\xff\xd8\xff\xe0" + bytes(100))]
     # well-formed CRC, but fields a decoder must refuse before allocating anything
+    other_version = b"\x02" if h.version == 3 else b"\x03"
+    other_coder = b"\x00" if h.coder == "lattice" else b"\x02"
     forged = {
-        "version 3": (4, b"\x03"), "version 0": (4, b"\x00"), "version 1": (4, b"\x01"),
-        "kind 1": (5, b"\x01"), "coder 2": (6, b"\x02"), "quantizer 1": (7, b"\x01"),
-        "padding 7": (8, b"\x07"), "quality 0": (9, b"\x00"), "quality 200": (9, b"\xc8"),
-        "height 2^31": (10, struct.pack(">I", 1 << 31)), "width 0": (14, struct.pack(">I", 0)),
-        "height 16385": (10, struct.pack(">I", 16385)),
-        "60000×60000": (10, struct.pack(">II", 60000, 60000)),
-        "shape 9999": (18, struct.pack(">H", 9999)), "N 0": (22, b"\0\0"),
-        "name length 0": (30, b"\x00"), "name length 255": (30, b"\xff"),
-        "profile length 200": (31, b"\xc8"), "model name 'x'": (32, b"x"),
+        f"version {container.VERSION + 1}": (4, bytes([container.VERSION + 1])),
+        "version 0": (4, b"\x00"), "version 1": (4, b"\x01"),
+        f"version {other_version[0]}": (4, other_version),
+        "kind 1": (5, b"\x01"), f"coder {other_coder[0]}": (6, other_coder),
+        "coder 3": (6, b"\x03"), "quantizer 3": (7, b"\x03"),
+        "padding 7": (8 + o, b"\x07"), "quality 0": (9 + o, b"\x00"),
+        "quality 200": (9 + o, b"\xc8"),
+        "height 2^31": (10 + o, struct.pack(">I", 1 << 31)),
+        "width 0": (14 + o, struct.pack(">I", 0)),
+        "height 16385": (10 + o, struct.pack(">I", 16385)),
+        "60000×60000": (10 + o, struct.pack(">II", 60000, 60000)),
+        "shape 9999": (18 + o, struct.pack(">H", 9999)), "N 0": (22 + o, b"\0\0"),
+        "name length 0": (30 + o, b"\x00"), "name length 255": (30 + o, b"\xff"),
+        "profile length 200": (31 + o, b"\xc8"), "model name 'x'": (32 + o, b"x"),
         "3 streams": (name_end, struct.pack(">I", 3)),
         "2^32-1 streams": (name_end, b"\xff\xff\xff\xff"),
         "1 stream": (name_end, struct.pack(">I", 1)), "0 streams": (name_end, bytes(4)),
         "stream length 2^32-1": (name_end + 4, b"\xff\xff\xff\xff"),
         "stream length 0": (name_end + 4, b"\0\0\0\0"),
     }
+    if h.coder != "lattice":  # a lattice quantizer with another coder
+        forged["quantizer 1"] = (7, b"\x01")
     for what, (pos, raw) in forged.items():
         out.append((f"forged {what}", _set(blob, pos, raw, hs)))
     # a file rewritten with another model name but a valid CRC: another architecture's file
@@ -462,6 +486,7 @@ def test_200_damaged_files_raise_bitstream_error_fast(tiny_models, crop, monkeyp
     calls = []
     monkeypatch.setattr(model, "decompress", lambda *a, **k: calls.append(a))
     monkeypatch.setattr(container, "exact", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(container, "LatentCodec", lambda *a, **k: calls.append(a))
     times = []
     for what, bad in variants:
         tic = time.perf_counter()
@@ -484,12 +509,15 @@ def test_forged_messages_say_what_is_wrong(tiny_models, crop):
         "truncated": blob[:-1],
         "trailing": blob + b"x",
         "CRC32": blob[:-1] + bytes([blob[-1] ^ 1]),
-        "format version 3: the file was written by a newer nctutor": _set(blob, 4, b"\x03", hs),
+        "format version 4: the file was written by a newer nctutor": _set(blob, 4, b"\x04", hs),
         "unsupported format version 0": _set(blob, 4, b"\x00", hs),
         f"unknown kind 1 .*{newer}": _set(blob, 5, b"\x01", hs),
-        f"unknown coder 2 \\(this nctutor knows table, exact\\).*{newer}": _set(blob, 6, b"\x02",
-                                                                                hs),
-        f"unknown quantizer 1 .*{newer}": _set(blob, 7, b"\x01", hs),
+        f"unknown coder 3 \\(this nctutor knows table, exact, lattice\\).*{newer}":
+            _set(blob, 6, b"\x03", hs),
+        f"unknown quantizer 3 \\(this nctutor knows scalar, hex, oct\\).*{newer}":
+            _set(blob, 7, b"\x03", hs),
+        "quantizer hex or a latent shift with the table coder": _set(blob, 7, b"\x01", hs),
+        "version 2 with the lattice coder": _set(blob, 6, b"\x02", hs),
         "bmshj2018-factorized has no exact coder": _set(blob, 6, b"\x01", hs),
         "implausible image size": _set(blob, 10, struct.pack(">I", 10**6), hs),
         "2 streams, bmshj2018-factorized writes 1": _restream(blob, 2),
@@ -498,6 +526,104 @@ def test_forged_messages_say_what_is_wrong(tiny_models, crop):
         with pytest.raises(BitstreamError, match=message):
             container.read_header(bad)
     assert isinstance(BitstreamError("x"), ValueError)
+
+
+# --------------------------------------------------------------------------- version 3
+
+
+def _lattice(model, x, arch, **kwargs) -> bytes:
+    return container.encode_image(model, x, arch, 3, "smoke", coder="lattice", **kwargs)
+
+
+@pytest.mark.parametrize("arch", ["bmshj2018-factorized", "mbt2018-mean"])
+def test_version_3_header_of_the_lattice_coder(tiny_models, crop, arch):
+    """Version 3 = version 2 with the steps byte after the quantizer: the codes and the steps
+    read back, every other field is version 2's byte for byte (one byte later), and the streams
+    and steps are those of LatentCodec.compress."""
+    model = tiny_models[arch]
+    table = container.encode_image(model, crop, arch, 3, "smoke")
+    ht = container.read_header(table)
+    assert ht.version == 2 and ht.steps == (0, 0)
+    n = len(ht.lengths)
+    for quantizer in container.QUANTIZERS:
+        blob = _lattice(model, crop, arch, quantizer=quantizer, shift=True, search="brute")
+        h = container.read_header(blob)
+        assert (h.version, h.kind, h.coder, h.quantizer) == (3, "image", "lattice", quantizer)
+        assert blob[4:8] == bytes([3, 0, 2, container.QUANTIZERS.index(quantizer)])
+        assert blob[8] == (h.steps[0] << 4) | h.steps[1]
+        assert h.header_size == ht.header_size + 1
+        # padding … names and the number of streams: version 2's bytes, one byte later
+        assert blob[9 : h.header_size - 4 - 4 * n] == table[8 : ht.header_size - 4 - 4 * n]
+        with torch.no_grad():
+            out = LatentCodec(model, quantizer, True, "brute").compress(
+                codecs.pad(crop[None], codecs.STRIDES[arch]))
+        assert h.steps == tuple(out["steps"])
+        assert blob[h.header_size:] == b"".join(bytes(s[0]) for s in out["strings"])
+        assert torch.equal(container.decode_image(blob, model), codecs.crop(
+            LatentCodec(model, quantizer).decompress(out["strings"], out["shape"],
+                                                     out["steps"])["x_hat"][0], 64, 80))
+    plain = _lattice(model, crop, arch, quantizer="hex")
+    assert container.read_header(plain).steps == (0, 0) and plain[8] == 0
+
+
+def test_version_3_steps_byte_round_trips(tiny_models, crop):
+    """Every value of the steps byte reads back as (high four bits, low four bits)."""
+    blob = _lattice(tiny_models["mbt2018-mean"], crop, "mbt2018-mean", quantizer="oct")
+    hs = container.read_header(blob).header_size
+    for b in range(256):
+        h = container.read_header(_set(blob, 8, bytes([b]), hs))
+        assert h.steps == (b >> 4, b & 15) and h.quantizer == "oct"
+    assert len(MAIN_STEPS) == len(SIDE_STEPS) == 16  # so all 256 are valid indices today
+
+
+def test_version_3_fields_out_of_range_are_refused(tiny_models, crop, monkeypatch):
+    newer = "written by a newer nctutor; upgrade nctutor"
+    fact = _lattice(tiny_models["bmshj2018-factorized"], crop, "bmshj2018-factorized",
+                    quantizer="hex")
+    hs = container.read_header(fact).header_size
+    with pytest.raises(BitstreamError, match=f"unknown quantizer 3 .*{newer}"):
+        container.read_header(_set(fact, 7, b"\x03", hs))
+    with pytest.raises(BitstreamError, match=f"unknown quantizer 255 .*{newer}"):
+        container.read_header(_set(fact, 7, b"\xff", hs))
+    with pytest.raises(BitstreamError, match="version 3 with the table coder"):
+        container.read_header(_set(fact, 6, b"\x00", hs))
+    with pytest.raises(BitstreamError, match="bmshj2018-factorized has no exact coder"):
+        container.read_header(_set(fact, 6, b"\x01", hs))
+    # the factorized prior has no side latents: a side step is refused by its decoder
+    side = _set(fact, 8, b"\x03", hs)
+    assert container.read_header(side).steps == (0, 3)
+    with pytest.raises(BitstreamError, match="side shift for a model without side latents"):
+        container.decode_image(side, tiny_models["bmshj2018-factorized"])
+    # step indices beyond the candidate sets (none today: 16 candidates each, 4 bits each)
+    main = _set(fact, 8, b"\xc0", hs)
+    monkeypatch.setattr(container, "MAIN_STEPS", MAIN_STEPS[:12])
+    with pytest.raises(BitstreamError, match=r"shift step indices \(12, 0\)"):
+        container.read_header(main)
+    monkeypatch.setattr(container, "SIDE_STEPS", SIDE_STEPS[:2])
+    with pytest.raises(BitstreamError, match=r"shift step indices \(0, 3\)"):
+        container.read_header(side)
+    # a version 2 file: no steps byte, no lattice quantizer with the table coder
+    table = container.encode_image(tiny_models["mbt2018-mean"], crop, "mbt2018-mean", 3)
+    hs2 = container.read_header(table).header_size
+    for code, name in ((1, "hex"), (2, "oct")):
+        with pytest.raises(BitstreamError, match=f"corrupted file: quantizer {name} or a latent "
+                                                 f"shift with the table coder"):
+            container.read_header(_set(table, 7, bytes([code]), hs2))
+    with pytest.raises(BitstreamError, match="version 2 with the lattice coder"):
+        container.read_header(_set(table, 6, b"\x02", hs2))
+
+
+def test_lattice_coder_refuses_models_it_cannot_wrap(tiny_models, crop):
+    blob = _lattice(tiny_models["mbt2018-mean"], crop, "mbt2018-mean")
+    h = container.read_header(blob)
+    assert (h.version, h.coder, h.quantizer, h.steps) == (3, "lattice", "scalar", (0, 0))
+    head = container._pack_header(dataclasses.replace(h, model="bmshj2018-hyperprior"))
+    payload = blob[h.header_size:]
+    forged = head + struct.pack(">I", zlib.crc32(payload, zlib.crc32(head))) + payload
+    with pytest.raises(BitstreamError, match="bmshj2018-hyperprior has no lattice coder"):
+        container.read_header(forged)
+    with pytest.raises(BitstreamError, match="wrong model"):
+        container.decode_image(blob, tiny_models["bmshj2018-hyperprior"])
 
 
 def test_wrong_coder_byte_is_caught_by_the_y_stream(shipped, photo_crop):

@@ -45,7 +45,14 @@ from scipy.special import ndtr
 
 from ..entropy.cells import decode_cells, encode_cells
 from ..errors import BitstreamError
-from ..quant.cells import QUANTIZERS, CellTable, cell_table, quantize_keys, to_points
+from ..quant.cells import (
+    QUANTIZERS,
+    CellTable,
+    cell_table,
+    estimated_cells,
+    quantize_keys,
+    to_points,
+)
 from .exact import one_thread
 from .image import ARCHITECTURES, model_fingerprint
 
@@ -65,6 +72,13 @@ SIDE_STEPS: tuple[float, ...] = (0.0,) + tuple(s * 0.01 * 2.0 ** k for k in rang
 SEARCHES = ("brute", "secant", "none")
 
 _LN2 = math.log(2.0)
+
+#: Largest table (estimated cells) a group may use; larger ones are rounded instead. Kodak and
+#: CLIC with the shipped weights need at most 1.1e6 (Oct-Quant at q4).
+CELL_CAP = 1 << 21
+#: Largest plan (estimated cells of all tables of an image); Kodak and CLIC need at most 8.7e6
+#: (Oct-Quant at q4, about 40 s of table building on one core, once per process).
+PLAN_CAP = 12_000_000
 
 
 def has_latent_codec(arch: str) -> bool:
@@ -253,16 +267,26 @@ class LatentCodec:
                                                  [d[1] for d in dens])
         return _FACTORIZED_TABLES[key]
 
-    def plan(self, ids: np.ndarray) -> _Plan:
+    def plan(self, ids: np.ndarray, decoding: bool = False) -> _Plan:
         """Groups and tables from the density ids (see the module docstring).
+
+        A group of the hyperprior whose table would hold more than :data:`CELL_CAP` cells
+        (:func:`nctutor.quant.cells.estimated_cells`; Oct-Quant at scales beyond about 30) is
+        rounded instead, by the same rule at both ends; a plan of more than :data:`PLAN_CAP`
+        cells in all is refused (``BitstreamError`` when ``decoding``: scales that large come
+        from a damaged ``z``, and building their tables would take minutes).
         A helper of book section *Lattices and the latent shift on a trained codec → The
         codec*; no page calls it."""
         v = QUANTIZERS[self.quantizer][1]
         order = np.argsort(ids, kind="stable")
         n_main = len(order) - len(order) % v
-        groups, tables = [], []
-        for part, q, width in ((order[:n_main], self.quantizer, v),
-                               (order[n_main:], "scalar", 1)):
+        groups, tables, fallback, cells = [], [], [], 0.0
+        for part, q, width in ((order[:n_main], self.quantizer, v), (None, "scalar", 1)):
+            if part is None:  # the leftover elements and the groups rounded instead
+                part = order[n_main:]
+                if fallback:
+                    part = np.concatenate([*fallback, part])
+                    part = part[np.argsort(ids[part], kind="stable")]
             if part.size == 0:
                 continue
             idx = part.reshape(-1, width)
@@ -274,10 +298,27 @@ class LatentCodec:
             codes, inverse, counts = np.unique(code, return_inverse=True, return_counts=True)
             by_table = np.split(idx[np.argsort(inverse, kind="stable")], np.cumsum(counts)[:-1])
             for c, members in zip(codes, by_table, strict=True):
-                key = [int(c // base**(width - 1 - j) % base) for j in range(width)]
+                key = tuple(int(c // base**(width - 1 - j) % base) for j in range(width))
+                size = self._cells(key)
+                if width > 1 and size > CELL_CAP:
+                    fallback.append(members.reshape(-1))
+                    continue
+                cells += size
                 groups.append(members)
-                tables.append(self._table(tuple(key), q))
-        return _Plan(groups=groups, tables=tables)
+                tables.append((key, q))
+        if cells > PLAN_CAP:
+            msg = (f"the cell tables of this image would hold about {cells:.3g} cells (at most "
+                   f"{PLAN_CAP:.3g})")
+            if decoding:
+                raise BitstreamError(f"corrupted file: {msg}: implausible scales, a damaged z")
+            raise ValueError(f"{msg}; code it with quantizer 'scalar' or 'hex'")
+        return _Plan(groups=groups, tables=[self._table(key, q) for key, q in tables])
+
+    def _cells(self, ids: tuple[int, ...]) -> float:
+        if not self.hyper:  # the factorized prior's tables are fixed by the model
+            return 0.0
+        table = self.model.gaussian_conditional.scale_table
+        return estimated_cells([float(table[i]) for i in ids])
 
     # ------------------------------------------------------------------ quantization
 
@@ -297,19 +338,20 @@ class LatentCodec:
         y_hat = means + torch.from_numpy(out).reshape(y.shape).to(y.dtype)
         return y_hat, keys, plan
 
-    def _encode_y(self, keys: list[np.ndarray], plan: _Plan) -> bytes:
+    def _encode_y(self, keys: list[np.ndarray], plan: _Plan, steps: tuple[int, int]) -> bytes:
         indices, escapes = [], []
         for k, table in zip(keys, plan.tables, strict=True):
             ix = table.index(k)
             indices.append(ix)
             escapes.append(k[ix == len(table.keys)].reshape(-1))
-        return encode_cells([t.probs for t in plan.tables], indices,
-                            np.concatenate(escapes) if escapes else np.zeros(0, np.int64))
+        flat = np.concatenate(escapes) if escapes else np.zeros(0, np.int64)
+        return encode_cells([t.probs for t in plan.tables], indices, flat, context=bytes(steps))
 
-    def _decode_y(self, blob: bytes, means: torch.Tensor, ids: np.ndarray) -> torch.Tensor:
-        plan = self.plan(ids)
+    def _decode_y(self, blob: bytes, means: torch.Tensor, ids: np.ndarray,
+                  steps: tuple[int, int]) -> torch.Tensor:
+        plan = self.plan(ids, decoding=True)
         indices, escapes = decode_cells(blob, [t.probs for t in plan.tables],
-                                        [len(g) for g in plan.groups])
+                                        [len(g) for g in plan.groups], context=bytes(steps))
         out = np.empty(means.numel(), np.float64)
         pos = 0
         for ix, idx, table in zip(indices, plan.groups, plan.tables, strict=True):
@@ -422,7 +464,7 @@ class LatentCodec:
         i_h = 0
         if self.shift:
             i_h = self._pick_main(x, y_hat, self.main_gradient(y_hat, means, scales))
-        strings = [[self._encode_y(keys, plan)]]
+        strings = [[self._encode_y(keys, plan, (i_h, i_f))]]
         if self.hyper:
             strings.append(z_strings)
         shape = z.size()[-2:] if self.hyper else y.size()[-2:]
@@ -448,7 +490,7 @@ class LatentCodec:
         else:
             y_shape = (1, self.model.M, h, w)
             means, scales, ids = self.params(None, y_shape)
-        y_hat = self._decode_y(strings[0][0], means, ids)
+        y_hat = self._decode_y(strings[0][0], means, ids, (i_h, i_f))
         if i_h:
             y_hat = y_hat + MAIN_STEPS[i_h] * self.main_gradient(y_hat, means, scales)
         return {"x_hat": self.synthesize(y_hat)}

@@ -13,7 +13,8 @@ Stream layout (one image's ``y``)::
 
     varint   number of escaped key entries E
     E varints  the escaped keys, zigzag LEB128, in coding order
-    4 bytes  CRC32 of every index (int64, little-endian) and then every escaped key
+    4 bytes  CRC32 of the context (see encode_cells), every index (int64, little-endian) and
+             then every escaped key
     …        the ANS coder's 32-bit words, little-endian
 
 The CRC makes a damaged stream, or a decoder with other tables, a
@@ -52,7 +53,7 @@ def _put(v: int) -> bytes:
 def _get(blob: bytes, pos: int) -> tuple[int, int]:
     v = shift = 0
     while True:
-        if pos >= len(blob) or shift > 63:
+        if pos >= len(blob) or shift > 56:  # at most 9 bytes: 63 bits
             raise BitstreamError("truncated or corrupted y stream (a varint runs past its end)")
         b = blob[pos]
         pos += 1
@@ -62,8 +63,8 @@ def _get(blob: bytes, pos: int) -> tuple[int, int]:
             return v, pos
 
 
-def _crc(indices: Sequence[np.ndarray], escapes: np.ndarray) -> bytes:
-    crc = 0
+def _crc(indices: Sequence[np.ndarray], escapes: np.ndarray, context: bytes) -> bytes:
+    crc = zlib.crc32(context)
     for ix in indices:
         crc = zlib.crc32(np.ascontiguousarray(ix, dtype="<i8").tobytes(), crc)
     crc = zlib.crc32(np.ascontiguousarray(escapes, dtype="<i8").tobytes(), crc)
@@ -75,10 +76,12 @@ def _model(probs: np.ndarray):
 
 
 def encode_cells(tables: Sequence[np.ndarray], indices: Sequence[np.ndarray],
-                 escapes: np.ndarray) -> bytes:
+                 escapes: np.ndarray, context: bytes = b"") -> bytes:
     """Code ``indices[t]`` (alphabet indices) with the categorical ``tables[t]`` (probabilities,
     the last one the escape), for every table ``t`` in order, and the escaped keys ``escapes``
-    (integers, any order the decoder expects). Returns the stream of the module docstring.
+    (integers, any order the decoder expects). ``context`` (bytes the decoder knows from
+    elsewhere, e.g. the file's shift steps) enters the CRC, so that a decoder with another
+    context refuses the stream. Returns the stream of the module docstring.
 
     Defined in book section *Lattices and the latent shift on a trained codec → Coding lattice
     points*.
@@ -97,11 +100,11 @@ def encode_cells(tables: Sequence[np.ndarray], indices: Sequence[np.ndarray],
         coder.encode_reverse(ix.astype(np.int32), _model(probs))
     head = _put(len(escapes)) + b"".join(_put(_zigzag(int(e))) for e in escapes)
     words = coder.get_compressed().astype("<u4")
-    return head + _crc(indices, escapes) + words.tobytes()
+    return head + _crc(indices, escapes, context) + words.tobytes()
 
 
 def decode_cells(blob: bytes, tables: Sequence[np.ndarray], counts: Sequence[int],
-                 ) -> tuple[list[np.ndarray], np.ndarray]:
+                 context: bytes = b"") -> tuple[list[np.ndarray], np.ndarray]:
     """Decode a stream of :func:`encode_cells`: the index arrays (``counts[t]`` entries of
     table ``t``) and the escaped keys. The caller checks that the number of escaped keys fits the
     escapes decoded. Raises :class:`~nctutor.errors.BitstreamError` for a damaged stream or other
@@ -115,6 +118,8 @@ def decode_cells(blob: bytes, tables: Sequence[np.ndarray], counts: Sequence[int
     esc = []
     for _ in range(n_esc):
         z, pos = _get(blob, pos)
+        if z >= 1 << 64:
+            raise BitstreamError("corrupted y stream: an escaped key beyond 64 bits")
         esc.append((z >> 1) if not z & 1 else -((z + 1) >> 1))
     escapes = np.array(esc, dtype=np.int64)
     crc, pos = blob[pos : pos + 4], pos + 4
@@ -129,7 +134,7 @@ def decode_cells(blob: bytes, tables: Sequence[np.ndarray], counts: Sequence[int
     for probs, n in zip(tables, counts, strict=True):
         out.append(coder.decode(_model(probs), int(n)).astype(np.int64) if n else
                    np.zeros(0, np.int64))
-    if _crc(out, escapes) != crc or not coder.is_empty():
+    if _crc(out, escapes, context) != crc or not coder.is_empty():
         raise BitstreamError("truncated or corrupted y stream, or decoded with other cell "
                              "tables than it was coded with (CRC mismatch)")
     return out, escapes

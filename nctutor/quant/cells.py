@@ -48,7 +48,7 @@ import torch
 from .lattice import A2_SIDE, A3STAR_SCALE, quantize
 
 __all__ = ["QUANTIZERS", "CellTable", "cell_probabilities", "cell_table", "dimension",
-           "quantize_keys", "to_keys", "to_points"]
+           "estimated_cells", "quantize_keys", "to_keys", "to_points"]
 
 #: quantizer name → (lattice name of :mod:`nctutor.quant.lattice`, dimension v).
 QUANTIZERS: dict[str, tuple[str, int]] = {"scalar": ("Z", 1), "hex": ("A2", 2), "oct": ("A3*", 3)}
@@ -66,6 +66,9 @@ _HALF_EXTENT = {
     "hex": (A2_SIDE, math.sqrt(3.0) / 2 * A2_SIDE),
     "oct": (A3STAR_SCALE / 2,) * 3,
 }
+
+#: Cells per batch of :func:`cell_probabilities` (memory: about 2 KB per cell for ``oct``).
+_CHUNK = 1 << 16
 
 #: Slabs per axis of the midpoint sum (hexagon: along u_2; truncated octahedron: u_2 × u_3).
 SLABS = {"hex": 24, "oct": 10}
@@ -145,6 +148,9 @@ def cell_probabilities(keys: np.ndarray, quantizer: str, cdfs: Sequence[CDF],
     c = to_points(keys, quantizer)
     if c.ndim != 2 or c.shape[1] != v:
         raise ValueError(f"keys must have shape (K, {v}), got {np.shape(keys)}")
+    if len(c) > _CHUNK:  # bounded memory; every cell's number is computed alone, so the same
+        return np.concatenate([cell_probabilities(keys[i : i + _CHUNK], quantizer, cdfs, slabs)
+                               for i in range(0, len(c), _CHUNK)])
     f1 = cdfs[0]
     if quantizer == "scalar":
         return np.clip(f1(c[:, 0] + 0.5) - f1(c[:, 0] - 0.5), 0.0, None)
@@ -172,6 +178,24 @@ def cell_probabilities(keys: np.ndarray, quantizer: str, cdfs: Sequence[CDF],
     for u in range(len(widths)):  # plain sums (no BLAS): the same numbers at any thread count
         total += mass[:, cls == u].sum(1) * inner[:, u]
     return np.clip(total, 0.0, None)
+
+
+def estimated_cells(scales: Sequence[float], min_prob: float = 1e-7) -> float:
+    """About how many cells of unit volume a table of independent Gaussians of ``scales`` keeps
+    (those of probability >= ``min_prob``): the ellipsoid where the density exceeds ``min_prob``,
+    ``Σ (u_i/σ_i)² <= 2 ln(min_prob⁻¹ / Π √(2π) σ_i)``, has volume ``V_v R^v Π σ_i``; plus one
+    (infinite when even the peak cell falls below ``min_prob``).
+    Lets a codec refuse or avoid a table too large to build before building it.
+    A helper of book section *Lattices and the latent shift on a trained codec → Coding lattice
+    points*; no page calls it.
+    """
+    v = len(scales)
+    prod = math.prod(math.sqrt(2 * math.pi) * s for s in scales)
+    if min_prob * prod >= 1:  # no cell reaches min_prob: such a table cannot be built
+        return math.inf
+    r2 = 2 * math.log(1 / (min_prob * prod))
+    ball = math.pi ** (v / 2) / math.gamma(v / 2 + 1)
+    return ball * r2 ** (v / 2) * math.prod(scales) + 1
 
 
 @dataclass(frozen=True)
@@ -229,12 +253,18 @@ def cell_table(quantizer: str, cdfs: Sequence[CDF], bounds: Sequence[tuple[float
         ks = np.arange(math.floor(b_lo / s_i) - 1, math.ceil(b_hi / s_i) + 2)
         box = cdfs[i](ks * s_i + _HALF_EXTENT[quantizer][i]) - cdfs[i](
             ks * s_i - _HALF_EXTENT[quantizer][i])
-        prod = bound[:, None] * box[None, :]
-        rows, cols = np.nonzero(prod >= min_prob)
-        grid = np.concatenate([grid[rows], ks[cols, None]], axis=1)
-        bound = prod[rows, cols]
+        step_rows = max(1, (1 << 22) // len(ks))  # bounded memory, the same order as at once
+        parts, bounds_next = [], []
+        for r0 in range(0, len(grid), step_rows):
+            prod = bound[r0 : r0 + step_rows, None] * box[None, :]
+            rows, cols = np.nonzero(prod >= min_prob)
+            parts.append(np.concatenate([grid[r0 + rows], ks[cols, None]], axis=1))
+            bounds_next.append(prod[rows, cols])
+        grid, bound = np.concatenate(parts), np.concatenate(bounds_next)
     if v > 1:  # A2 and A3*: all coordinates of a key have the same parity
         grid = grid[np.all((grid - grid[:, :1]) % 2 == 0, axis=1)]
+    if len(grid) == 0:
+        raise ValueError("no cell has probability >= min_prob: are the CDFs and bounds right?")
     p = cell_probabilities(grid, quantizer, cdfs)
     keep = p >= min_prob
     keys, p = grid[keep], p[keep]

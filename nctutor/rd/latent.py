@@ -201,8 +201,9 @@ def _git_commit() -> str:
 def run(out: str | os.PathLike, models: Sequence[tuple[str, int, torch.nn.Module]],
         images, profile: str = "cpu", modes: Sequence[str] = tuple(MODES),
         command: str = "") -> dict:
-    """Code, decode and analyse ``images`` (an :class:`nctutor.data.ImageSet` or a list of
-    ``(name, image)``) with every model ``(name, quality, model)`` in every mode; write the
+    """Code, decode and analyse ``images`` (an :class:`nctutor.data.ImageSet`, a sequence of
+    ``(3, H, W)`` tensors or one tensor: :func:`nctutor.rd.image_list`) with every model
+    ``(name, quality, model)`` in every mode; write the
     record to ``out`` after each image (a rerun resumes from it). Returns the record.
     Defined in book section *Lattices and the latent shift on a trained codec → How the tables
     are made*.
