@@ -580,8 +580,20 @@ def cmd_latent_eval(args: argparse.Namespace) -> int:
     """``nctutor latent-eval``: code images with every model and mode of the lattice codec and
     write the record of :func:`nctutor.rd.latent.run` (the command line is stored in it); a rerun
     with the same ``--out`` resumes it. Prints the means per family, quality and mode, and the
-    BD-rates against rounding when there are two qualities or more. Defined in book section
-    *Lattices and the latent shift on a trained codec → How the tables are made*."""
+    BD-rates against rounding when there are two qualities or more. ``--threads`` holds for the
+    run only (the thread count is restored after it, also for a caller in the same process).
+    Defined in book section *Lattices and the latent shift on a trained codec → How the tables
+    are made*."""
+    import torch
+
+    saved = torch.get_num_threads()
+    try:
+        return _latent_eval(args)
+    finally:
+        torch.set_num_threads(saved)
+
+
+def _latent_eval(args: argparse.Namespace) -> int:
     import json
     import shlex
 
