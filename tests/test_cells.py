@@ -15,6 +15,7 @@ import torch
 from scipy.special import ndtr
 
 from nctutor.entropy import cells as ecells
+from nctutor.entropy import framing
 from nctutor.errors import BitstreamError
 from nctutor.quant import cells, lattice
 
@@ -328,7 +329,7 @@ def test_damaged_cell_streams_raise_bitstream_error():
 def test_an_escaped_key_beyond_int64_is_a_bitstream_error():
     tables, indices, escapes = _streams()
     blob = ecells.encode_cells(tables, indices, escapes)
-    n, pos = ecells._get(blob, 0)
-    huge = ecells._put(1) + b"\xff" * 9 + b"\x7f"  # one escaped key, zigzag value ~2^70
+    n, pos = framing.get_uvarint(blob, 0, 9, "test")
+    huge = framing.put_uvarint(1) + b"\xff" * 9 + b"\x7f"  # one escaped key, zigzag value ~2^70
     with pytest.raises(BitstreamError):
         ecells.decode_cells(huge + blob[pos:], tables, [len(ix) for ix in indices])

@@ -32,35 +32,9 @@ import constriction
 import numpy as np
 
 from ..errors import BitstreamError
+from .framing import get_uvarint, get_varint, put_uvarint, put_varint, read_ans
 
 __all__ = ["encode_cells", "decode_cells"]
-
-
-def _zigzag(v: int) -> int:
-    return (v << 1) if v >= 0 else ((-v << 1) - 1)
-
-
-def _put(v: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        out.append(b | (0x80 if v else 0))
-        if not v:
-            return bytes(out)
-
-
-def _get(blob: bytes, pos: int) -> tuple[int, int]:
-    v = shift = 0
-    while True:
-        if pos >= len(blob) or shift > 56:  # at most 9 bytes: 63 bits
-            raise BitstreamError("truncated or corrupted y stream (a varint runs past its end)")
-        b = blob[pos]
-        pos += 1
-        v |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return v, pos
 
 
 def _crc(indices: Sequence[np.ndarray], escapes: np.ndarray, context: bytes) -> bytes:
@@ -98,7 +72,7 @@ def encode_cells(tables: Sequence[np.ndarray], indices: Sequence[np.ndarray],
         if ix.min() < 0 or ix.max() >= len(probs):
             raise ValueError(f"index out of range 0..{len(probs) - 1}")
         coder.encode_reverse(ix.astype(np.int32), _model(probs))
-    head = _put(len(escapes)) + b"".join(_put(_zigzag(int(e))) for e in escapes)
+    head = put_uvarint(len(escapes)) + b"".join(put_varint(int(e)) for e in escapes)
     words = coder.get_compressed().astype("<u4")
     return head + _crc(indices, escapes, context) + words.tobytes()
 
@@ -112,24 +86,16 @@ def decode_cells(blob: bytes, tables: Sequence[np.ndarray], counts: Sequence[int
     codec → Coding lattice points*.
     """
     blob = bytes(blob)
-    n_esc, pos = _get(blob, 0)
+    runs_past = "a varint runs past its end"
+    n_esc, pos = get_uvarint(blob, 0, 9, runs_past)  # 9 bytes: 63 bits, an int64 key
     if n_esc > len(blob):
         raise BitstreamError("corrupted y stream: more escaped keys than bytes")
     esc = []
     for _ in range(n_esc):
-        z, pos = _get(blob, pos)
-        if z >= 1 << 64:
-            raise BitstreamError("corrupted y stream: an escaped key beyond 64 bits")
-        esc.append((z >> 1) if not z & 1 else -((z + 1) >> 1))
+        key, pos = get_varint(blob, pos, 9, runs_past)
+        esc.append(key)
     escapes = np.array(esc, dtype=np.int64)
-    crc, pos = blob[pos : pos + 4], pos + 4
-    if len(crc) < 4 or (len(blob) - pos) % 4:
-        raise BitstreamError("truncated y stream: not a whole number of 32-bit words")
-    words = np.frombuffer(blob, dtype="<u4", offset=pos).astype(np.uint32)
-    try:
-        coder = constriction.stream.stack.AnsCoder(words)
-    except ValueError as e:
-        raise BitstreamError(f"corrupted y stream: {e}") from None
+    crc, coder = read_ans(blob, pos)
     out = []
     for probs, n in zip(tables, counts, strict=True):
         out.append(coder.decode(_model(probs), int(n)).astype(np.int64) if n else

@@ -55,6 +55,7 @@ import numpy as np
 import torch
 
 from ..errors import BitstreamError
+from .framing import get_varint, put_varint, read_ans
 
 __all__ = ["MAX_SPAN", "encode_gaussian", "decode_gaussian"]
 
@@ -62,33 +63,6 @@ __all__ = ["MAX_SPAN", "encode_gaussian", "decode_gaussian"]
 #: at least one of its 2^24 probability units, and the leaked mass costs ``~span · 2^-24 / ln 2``
 #: bits per symbol (2^20: about 0.09 bits; real latents span a few dozen).
 MAX_SPAN = 1 << 20
-
-
-# --------------------------------------------------------------------------- varints
-
-
-def _put_varint(v: int) -> bytes:
-    """Zigzag (0, -1, 1, -2, … → 0, 1, 2, 3, …) then LEB128: 7 bits a byte, high bit = more."""
-    u = 2 * v if v >= 0 else -2 * v - 1
-    out = bytearray()
-    while True:
-        out.append((u & 0x7F) | (0x80 if u > 0x7F else 0))
-        u >>= 7
-        if not u:
-            return bytes(out)
-
-
-def _get_varint(blob: bytes, pos: int) -> tuple[int, int]:
-    """Read one varint of :func:`_put_varint` at ``pos``; return ``(value, next position)``."""
-    u, shift = 0, 0
-    while True:
-        if pos >= len(blob) or shift > 35:
-            raise BitstreamError("truncated or corrupted y stream (bad alphabet header)")
-        byte = blob[pos]
-        u |= (byte & 0x7F) << shift
-        pos, shift = pos + 1, shift + 7
-        if not byte & 0x80:
-            return (u >> 1) if not u & 1 else -((u + 1) >> 1), pos
 
 
 # --------------------------------------------------------------------------- arguments
@@ -173,7 +147,7 @@ def encode_gaussian(symbols, means, scales, density: str = "gaussian") -> bytes:
     coder = constriction.stream.stack.AnsCoder()
     coder.encode_reverse(q, family(lo, hi), means, scales)  # a stack: push in reverse, pop in order
     words = coder.get_compressed().astype("<u4")
-    return _put_varint(lo) + _put_varint(hi) + _crc(q) + words.tobytes()
+    return put_varint(lo) + put_varint(hi) + _crc(q) + words.tobytes()
 
 
 def decode_gaussian(blob: bytes, means, scales, density: str = "gaussian") -> torch.Tensor:
@@ -189,18 +163,11 @@ def decode_gaussian(blob: bytes, means, scales, density: str = "gaussian") -> to
     blob = bytes(blob)
     shape = tuple(scales.shape)
     means, scales = _model_arrays(means, scales)
-    lo, pos = _get_varint(blob, 0)
-    hi, pos = _get_varint(blob, pos)
+    lo, pos = get_varint(blob, 0, 6, "bad alphabet header")
+    hi, pos = get_varint(blob, pos, 6, "bad alphabet header")
     if not 1 <= hi - lo <= MAX_SPAN:
         raise BitstreamError(f"corrupted y stream: alphabet [{lo}, {hi}]")
-    crc, pos = blob[pos : pos + 4], pos + 4
-    if len(crc) < 4 or (len(blob) - pos) % 4:
-        raise BitstreamError("truncated y stream: not a whole number of 32-bit words")
-    words = np.frombuffer(blob, dtype="<u4", offset=pos).astype(np.uint32)
-    try:
-        coder = constriction.stream.stack.AnsCoder(words)
-    except ValueError as e:  # e.g. "ANS compressed data never ends in a zero word"
-        raise BitstreamError(f"corrupted y stream: {e}") from None
+    crc, coder = read_ans(blob, pos)
     q = coder.decode(family(lo, hi), means, scales)
     if _crc(q) != crc or not coder.is_empty():
         raise BitstreamError("truncated or corrupted y stream, or decoded with other means, "
