@@ -236,11 +236,18 @@ def mean_row(rows: Sequence[BenchRow]) -> BenchRow:
     """The mean of ``rows`` (one model): times, bits and pixels averaged, so that the ratios,
     bpp and overheads of the mean row are ratios of means (bits-weighted overheads). Used by
     :func:`table` and :func:`to_json`; no page calls it."""
+    return _mean(BenchRow, rows, ("model",))
+
+
+def _mean(cls: type, rows: Sequence, same: tuple[str, ...]):
+    """A ``cls`` whose numeric fields are the means of ``rows``'s, its fields ``same`` those of
+    the first row, its image ``"mean of N"``."""
     if not rows:
         raise ValueError("no rows to average")
+    keep = {k: getattr(rows[0], k) for k in same}
     numeric = {k: statistics.fmean(getattr(r, k) for r in rows)
-               for k in BenchRow.__dataclass_fields__ if k not in ("model", "image")}
-    return BenchRow(model=rows[0].model, image=f"mean of {len(rows)}", **numeric)
+               for k in cls.__dataclass_fields__ if k not in (*same, "image")}
+    return cls(image=f"mean of {len(rows)}", **keep, **numeric)
 
 
 def run(names: Sequence[str] = codecs.IMAGE_MODELS, quality: int = 3, profile: str | None = None,
@@ -251,16 +258,26 @@ def run(names: Sequence[str] = codecs.IMAGE_MODELS, quality: int = 3, profile: s
     to ``crop`` pixels when ``crop > 0``. Returns one :class:`BenchRow` per model and image.
     Defined in book section "Transform coding with learned priors → How fast, how close to the
     entropy"."""
+    return [bench_image(model, x, arch, image, repeat, quality, prof)
+            for arch, model, image, x, prof in _models_and_images(
+                [codecs.canonical_name(m) for m in names], quality, profile, images, crop,
+                repeat, device, progress)]
+
+
+def _models_and_images(archs: Sequence[str], quality: int, profile: str | None,
+                       images: int | None, crop: int, repeat: int, device: str | None,
+                       progress: bool):
+    """``(arch, model, image name, image, profile name)`` for every model of ``archs`` (loaded
+    with :func:`nctutor.zoo.load`) and each of the first ``images`` Kodak images (default: the
+    profile's ``eval_images``), centre-cropped to ``crop`` when ``crop > 0``; a progress bar."""
     from tqdm.auto import tqdm
 
     prof = config.get_profile(profile)
     n = prof.eval_images if images is None else images
     if n < 1 or crop < 0 or repeat < 1:
         raise ValueError("images and repeat must be at least 1, crop at least 0")
-    archs = [codecs.canonical_name(m) for m in names]
     kodak = data.kodak(n)
     dev = torch.device(device) if device else torch.device("cpu")
-    rows = []
     with tqdm(total=len(archs) * len(kodak), desc="bench", unit="image",
               disable=not progress) as bar:
         for arch in archs:
@@ -268,10 +285,8 @@ def run(names: Sequence[str] = codecs.IMAGE_MODELS, quality: int = 3, profile: s
             for i in range(len(kodak)):
                 x = kodak[i] if not crop else data.center_crop(kodak[i], crop)
                 bar.set_postfix_str(f"{arch} {kodak.names[i]}")
-                rows.append(bench_image(model, x, arch, kodak.names[i], repeat, quality,
-                                        prof.name))
+                yield arch, model, kodak.names[i], x, prof.name
                 bar.update()
-    return rows
 
 
 def table(rows: Sequence[BenchRow], per_image: bool = False) -> str:
@@ -295,11 +310,16 @@ def table(rows: Sequence[BenchRow], per_image: bool = False) -> str:
     for columns in (TIME_COLUMNS, BIT_COLUMNS):
         head = ["model", "image"] + [h for _, h, _ in columns]
         body = [[r.model, r.image] + [cell(r, k, f) for k, _, f in columns] for r in shown]
-        widths = [max(len(row[i]) for row in [head] + body) for i in range(len(head))]
-        lines = [head, ["-" * w for w in widths]] + body
-        blocks.append("\n".join("  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True))
-                                for cells in lines))
+        blocks.append(_text_table(head, body))
     return "\n\n".join(blocks)
+
+
+def _text_table(head: list[str], body: list[list[str]]) -> str:
+    """Right-aligned columns under a header and a rule of dashes."""
+    widths = [max(len(row[i]) for row in [head] + body) for i in range(len(head))]
+    lines = [head, ["-" * w for w in widths]] + body
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True))
+                     for cells in lines)
 
 
 def to_json(rows: Sequence[BenchRow], file: str | os.PathLike, settings: dict) -> None:
@@ -435,12 +455,7 @@ def mean_mode_row(rows: Sequence[ModeRow]) -> ModeRow:
     """The mean of ``rows`` (one model and mode): times, bytes, pixels and PSNR averaged, so that
     the ratios and the bpp of the mean row are ratios of means. Used by :func:`modes_table`;
     no page calls it."""
-    if not rows:
-        raise ValueError("no rows to average")
-    numeric = {k: statistics.fmean(getattr(r, k) for r in rows)
-               for k in ModeRow.__dataclass_fields__ if k not in ("model", "image", "mode")}
-    return ModeRow(model=rows[0].model, image=f"mean of {len(rows)}", mode=rows[0].mode,
-                   **numeric)
+    return _mean(ModeRow, rows, ("model", "mode"))
 
 
 def run_modes(names: Sequence[str], modes: Sequence[str], quality: int = 3,
@@ -452,31 +467,16 @@ def run_modes(names: Sequence[str], modes: Sequence[str], quality: int = 3,
     ``eval_images``), centre-cropped to ``crop`` pixels when ``crop > 0``. What
     ``nctutor bench --modes`` prints. Defined in book section *Lattices and the latent shift on a
     trained codec → Time (Table 6)*."""
-    from tqdm.auto import tqdm
-
     modes = _check_modes(modes)
-    prof = config.get_profile(profile)
-    n = prof.eval_images if images is None else images
-    if n < 1 or crop < 0 or repeat < 1:
-        raise ValueError("images and repeat must be at least 1, crop at least 0")
     archs = [codecs.canonical_name(m) for m in names]
     for arch in archs:
         if not has_latent_codec(arch):
             raise ValueError(f"the lattice modes wrap bmshj2018-factorized and mbt2018-mean "
                              f"only, not {arch}")
-    kodak = data.kodak(n)
-    dev = torch.device(device) if device else torch.device("cpu")
     rows: list[ModeRow] = []
-    with tqdm(total=len(archs) * len(kodak), desc="bench", unit="image",
-              disable=not progress) as bar:
-        for arch in archs:
-            model = zoo.load(arch, quality, profile=prof.name).to(dev)
-            for i in range(len(kodak)):
-                x = kodak[i] if not crop else data.center_crop(kodak[i], crop)
-                bar.set_postfix_str(f"{arch} {kodak.names[i]}")
-                rows += bench_modes(model, x, arch, modes, kodak.names[i], repeat, quality,
-                                    prof.name)
-                bar.update()
+    for arch, model, image, x, prof in _models_and_images(archs, quality, profile, images, crop,
+                                                          repeat, device, progress):
+        rows += bench_modes(model, x, arch, modes, image, repeat, quality, prof)
     return rows
 
 
@@ -499,10 +499,7 @@ def modes_table(rows: Sequence[ModeRow], per_image: bool = False) -> str:
     head = ["model", "image", "mode"] + [h for _, h, _ in MODE_COLUMNS]
     body = [[r.model, r.image, r.mode] + [f.format(getattr(r, k)) for k, _, f in MODE_COLUMNS]
             for r in shown]
-    widths = [max(len(row[i]) for row in [head] + body) for i in range(len(head))]
-    lines = [head, ["-" * w for w in widths]] + body
-    return "\n".join("  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True))
-                     for cells in lines)
+    return _text_table(head, body)
 
 
 def modes_to_json(rows: Sequence[ModeRow], file: str | os.PathLike, settings: dict) -> None:
