@@ -125,6 +125,8 @@ def warm_start(source: str | os.PathLike, settings: dict, map_location="cpu") ->
         ckpt = load_checkpoint(file, map_location=map_location)
         stored = ckpt.get("settings", {}) if isinstance(ckpt, dict) else {}
     wanted = {k: settings[k] for k in ("model", "N", "M")}
+    if stored.get("model") == codecs.WARM_STARTS.get(wanted["model"]):  # e.g. a context model
+        wanted["model"] = stored["model"]  # from the shipped mean-scale weights
     if {k: stored.get(k) for k in wanted} != wanted:
         raise CheckpointError(
             f"init_from {file} holds {stored.get('model')} N={stored.get('N')} M={stored.get('M')},"
@@ -133,6 +135,8 @@ def warm_start(source: str | os.PathLike, settings: dict, map_location="cpu") ->
     if not isinstance(state, dict):
         raise CheckpointError(f"init_from {file}: no model weights in it")
     record = {"from": str(source), "quality": stored.get("quality"), "steps": ckpt.get("step")}
+    if stored.get("model") != settings["model"]:
+        record["model"] = stored.get("model")
     if exported:
         record["sha256"] = man.get("sha256")
         siblings = {}  # the family beside it: where its own start may be found
@@ -148,6 +152,24 @@ def warm_start(source: str | os.PathLike, settings: dict, map_location="cpu") ->
     if start:
         record["init"] = start
     return state, record
+
+
+def load_matching(net: torch.nn.Module, state: dict) -> list[str]:
+    """Copy into ``net`` every tensor of ``state`` whose name and shape match; return the names
+    of ``net``'s parameters left as they were (its new parts).
+
+    The warm start of a context model from the shipped mean-scale weights
+    (:data:`nctutor.codecs.WARM_STARTS`: the transforms are the same, the predictor is new);
+    chapter *Predicting codes from their neighbours → Training*. No page calls it.
+    """
+    own = net.state_dict()
+    taken = {k: v.to(own[k].dtype) for k, v in state.items()
+             if k in own and own[k].shape == v.shape}
+    if not any(k.startswith(("g_a.", "g_s.")) for k in taken):
+        raise CheckpointError("the warm-start weights share no transform with this model")
+    own.update(taken)
+    net.load_state_dict(own)
+    return sorted(k for k in dict(net.named_parameters()) if k not in taken)
 
 
 def lineage(init: dict | None, siblings: dict[str, dict]) -> dict | None:

@@ -10,12 +10,13 @@ coding with learned priors → Real bitstreams*).
     nctutor decompress IN.nct OUT.png
     nctutor decompress IN.nct… --out-dir DIR
     nctutor models [--profile P] [--json]
-    nctutor train NAME --quality Q [--profile P] [--steps N] [--out DIR] [--init RUN]
+    nctutor train NAME --quality Q [--profile P] [--steps N] [--lr LR] [--out DIR] [--init RUN]
     nctutor eval [--model NAME] [--quality Q …] [--dataset kodak] [--json OUT]
     nctutor bench [--model NAME …] [--images N] [--crop C] [--repeat R] [--per-image] [--json OUT]
     nctutor bench --modes compressai,scalar,hex,oct,shift … [same options]
     nctutor latent-eval [--out FILE] [--images kodak|clic|FILE…] [--profile cpu]
                         [--models NAME[:Q,…] …] [--modes MODE …] [--threads N]
+    nctutor predictor-eval --runs DIR [--out FILE] [--qualities Q…] [--images N] [--threads N]
 
 ``python -m nctutor …`` is the same command. ``train`` works under ``torchrun`` (PyTorch DDP)
 unchanged.
@@ -377,7 +378,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from . import train
 
     cfg = train.TrainConfig(model=args.name, quality=args.quality, profile=args.profile,
-                            steps=args.steps, out_dir=args.out, seed=args.seed,
+                            steps=args.steps, lr=args.lr, out_dir=args.out, seed=args.seed,
                             init_from=args.init)
     try:
         result = train.train(cfg, progress=not args.quiet)
@@ -721,6 +722,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="quality 1..8")
     p.add_argument("--profile", default=None, help="smoke, cpu or gpu (default: $NCTUTOR_PROFILE)")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: profile's)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="initial learning rate (default: profile's; a fine-tune from --init "
+                        "usually wants less)")
     p.add_argument("--out", default=None, help="run folder (default: in the cache)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--init", default=None, metavar="RUN",
@@ -790,7 +794,67 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads (default: torch's; the shipped record used 1)")
     p.set_defaults(func=cmd_latent_eval)
+
+    p = sub.add_parser("predictor-eval", help="the code-space predictor's variants on Kodak: "
+                                              "the record of its chapter's table")
+    p.add_argument("--runs", required=True, metavar="DIR",
+                   help="folder of the variants' training runs (DIR/NAME-qQ)")
+    p.add_argument("--out", default="predictor-kodak.json", metavar="FILE",
+                   help="the record to write (default: %(default)s)")
+    p.add_argument("--qualities", nargs="+", type=int, default=[1, 2, 3, 4], metavar="Q",
+                   choices=range(1, 9), help="qualities (default: 1 2 3 4)")
+    p.add_argument("--images", type=int, default=None, metavar="N",
+                   help="the first N Kodak images (default: all 24)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: torch's; the shipped record used 1)")
+    p.set_defaults(func=cmd_predictor_eval)
     return parser
+
+
+def cmd_predictor_eval(args: argparse.Namespace) -> int:
+    """``nctutor predictor-eval``: every variant of the code-space predictor's experiment on
+    Kodak as real files (:func:`nctutor.maintain.predictor_experiment`); prints the curves and
+    the BD-rates against the mean-scale model of the same budget. ``--threads`` holds for the
+    run only. Defined in book section *Predicting codes from their neighbours → How the table is
+    made*."""
+    import shlex
+
+    import torch
+
+    from . import data, maintain
+    from .rd import predictor
+
+    out = Path(args.out)
+    if out.is_dir():
+        raise IsADirectoryError(f"--out {out} is a folder")
+    if not Path(args.runs).is_dir():
+        raise FileNotFoundError(f"--runs {args.runs}: no such folder (it holds the runs of "
+                                f"`{predictor.train_command('kwcc2018-hierarchical', 1)}`)")
+    saved = torch.get_num_threads()
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError("--threads must be at least 1")
+        torch.set_num_threads(args.threads)
+    try:
+        images = data.kodak(args.images)
+        command = "nctutor " + shlex.join(getattr(args, "argv", None) or sys.argv[1:])
+        record = maintain.predictor_experiment(args.runs, out, args.qualities, images, command,
+                                               progress=sys.stderr.isatty())
+    finally:
+        torch.set_num_threads(saved)
+    print(f"wrote {out}")
+    print(f"{'variant':<24}{'q':>3}{'bpp':>9}{'PSNR dB':>9}{'enc s':>8}{'dec s':>8}")
+    t = predictor.tables(record)
+    for v, row in t.items():
+        c = row["curve"]
+        for i, q in enumerate(c["quality"]):
+            print(f"{v:<24}{q:>3}{c['bpp'][i]:>9.4f}{c['psnr'][i]:>9.3f}"
+                  f"{c['encoding_time'][i]:>8.2f}{c['decoding_time'][i]:>8.2f}")
+    for v, row in t.items():
+        if row["bd_rate"]:
+            print(f"{v}: BD-rate " + ", ".join(f"vs {k} {b:+.2f} %"
+                                               for k, b in row["bd_rate"].items()))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -192,3 +194,23 @@ def data_root_candidates() -> list[Path]:
         if p not in seen:
             seen.append(p)
     return seen
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run a block with ``torch.set_num_threads(1)``, then restore the thread count.
+
+    The decoders' arithmetic that must be bit-identical at both ends (the exact twins of
+    :mod:`nctutor.codecs.exact`, the lattice codec, the spatial predictor): the same result
+    whatever thread count the caller uses. ``torch.set_num_threads`` is global, so do not decode
+    in several Python threads at once. A helper of book section "Transform coding with learned
+    priors → Exact Gaussian coding"; no page calls it.
+    """
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)

@@ -204,3 +204,39 @@ def latent_finetune(out: str | os.PathLike, qualities=(1, 2, 3, 4), noises=("sca
         record["qualities"][str(q)] = entry
         atomic_write(out, json.dumps(record, indent=1))
     return record
+
+
+def predictor_experiment(runs: str | os.PathLike, out: str | os.PathLike,
+                         qualities=(1, 2, 3, 4), images=None, command: str = "",
+                         progress: bool = True) -> dict:
+    """Evaluate every variant of the code-space predictor's experiment
+    (:data:`nctutor.rd.predictor.VARIANTS`) on ``images`` (default: the 24 Kodak images) and
+    write the record ``out`` (:func:`nctutor.rd.predictor.run`).
+
+    ``shipped`` is the package's ``mbt2018-mean``; every other variant at quality ``Q`` is the
+    package's own weights of its architecture when they exist (``kwcc2018-hierarchical``), else
+    the finished run ``<runs>/<arch>-q<Q>`` (made by :func:`nctutor.rd.predictor.train_command`),
+    exported to fp16 as shipped weights are (``<runs>/export``) so that every variant is
+    evaluated with the precision it would ship with; a missing run is skipped. A maintainer's
+    job for book section *Predicting codes from their neighbours → How the table is made* (the
+    page reads the stored record).
+    """
+    from .rd import predictor
+
+    runs = Path(runs)
+    models = {}
+    for variant, (arch, _) in predictor.VARIANTS.items():
+        for q in qualities:
+            shipped_file = WEIGHTS_DIR / f"{arch}-q{q}.pt"
+            if variant == "shipped" or (arch != "mbt2018-mean" and shipped_file.is_file()):
+                if shipped_file.is_file():
+                    models[(variant, q)] = zoo.load_exported(shipped_file)
+            elif (runs / f"{arch}-q{q}" / CHECKPOINT).is_file():
+                file = export(runs / f"{arch}-q{q}", arch, q, runs / "export")
+                models[(variant, q)] = zoo.load_exported(file)
+    if not models:
+        raise FileNotFoundError(f"no weights found for the experiment in {WEIGHTS_DIR} or {runs}")
+    record = predictor.run(models, images if images is not None else data.kodak(), command,
+                           progress)
+    atomic_write(out, json.dumps(record, indent=1))
+    return record

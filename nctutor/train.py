@@ -183,7 +183,8 @@ def setup(cfg: TrainConfig) -> Run:
     main_params, aux_params = _split_parameters(net)
     run = Run(cfg, settings, profile, device, rank, world, net,
               opt=torch.optim.Adam(main_params, lr=settings["lr"]),
-              aux_opt=torch.optim.Adam(aux_params, lr=profile.aux_lr),
+              aux_opt=torch.optim.Adam(aux_params or [torch.zeros(0, requires_grad=True)],
+                                       lr=profile.aux_lr),  # none: no entropy bottleneck
               criterion=RateDistortionLoss(lmbda=settings["lmbda"]))
 
     ckpt_file = Path(settings["run_dir"]) / CHECKPOINT
@@ -206,7 +207,11 @@ def setup(cfg: TrainConfig) -> Run:
     elif cfg.init_from:  # warm start
         state, settings["init"] = checkpoints.warm_start(cfg.init_from, settings, device)
         try:
-            net.load_state_dict(state)
+            if "model" in settings["init"]:  # another architecture: its matching weights
+                fresh = checkpoints.load_matching(net, state)
+                settings["init"]["fresh"] = sorted({k.rsplit(".", 1)[0] for k in fresh})
+            else:
+                net.load_state_dict(state)
         except (RuntimeError, KeyError, TypeError, AttributeError) as e:
             raise CheckpointError(f"init_from {cfg.init_from}: weights do not fit: {e}") from e
 
@@ -241,13 +246,14 @@ def train_one_step(run: Run, x: torch.Tensor) -> dict:
     run.opt.step()
 
     run.aux_opt.zero_grad(set_to_none=True)
-    aux_loss = net.aux_loss()
-    aux_loss.backward()
-    if run.world > 1:  # the quantiles live outside DDP's forward: average them by hand
-        for p in aux_params:
-            dist.all_reduce(p.grad)
-            p.grad /= run.world
-    run.aux_opt.step()
+    aux_loss = torch.as_tensor(net.aux_loss(), dtype=torch.float32)  # 0 without a bottleneck
+    if aux_loss.requires_grad:
+        aux_loss.backward()
+        if run.world > 1:  # the quantiles live outside DDP's forward: average them by hand
+            for p in aux_params:
+                dist.all_reduce(p.grad)
+                p.grad /= run.world
+        run.aux_opt.step()
 
     run.step += 1
     record = {"step": run.step, "loss": result["loss"].item(), "bpp": result["bpp_loss"].item(),

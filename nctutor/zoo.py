@@ -169,6 +169,8 @@ def locate(name: str, quality: int, profile: str | None = None) -> dict:
     """
     codecs.lmbda(quality)
     if name.startswith(COMPRESSAI_PREFIX):
+        if codecs.canonical_name(name[len(COMPRESSAI_PREFIX):]) not in COMPRESSAI_MODELS:
+            raise ZooError(f"CompressAI publishes no pretrained {name[len(COMPRESSAI_PREFIX):]}")
         file = _compressai_file(codecs.canonical_name(name[len(COMPRESSAI_PREFIX):]), quality)
         return {"quality": quality, "from": "compressai", "profile": "", "path": str(file),
                 "downloaded": file.is_file()}
@@ -224,8 +226,9 @@ def models(profile: str | None = None) -> list[dict]:
     """
     qualities = list(range(1, len(codecs.LAMBDAS) + 1))
     found = []
-    for source, prefix in (("nctutor", ""), ("compressai", COMPRESSAI_PREFIX)):
-        for arch in codecs.IMAGE_MODELS:
+    for source, prefix, archs in (("nctutor", "", codecs.IMAGE_MODELS + tuple(codecs.PREDICTORS)),
+                                  ("compressai", COMPRESSAI_PREFIX, COMPRESSAI_MODELS)):
+        for arch in archs:
             name = prefix + arch
             found.append({"name": name, "kind": "image", "source": source,
                           "qualities": qualities,
@@ -236,14 +239,21 @@ def models(profile: str | None = None) -> list[dict]:
 # --------------------------------------------------------------------------- load
 
 
+#: The architectures of which CompressAI publishes pretrained weights (``compressai:NAME``).
+COMPRESSAI_MODELS = ("bmshj2018-factorized", "bmshj2018-hyperprior", "mbt2018-mean", "mbt2018")
+
+
 def _compressai_pretrained(arch: str, quality: int) -> torch.nn.Module:
     import urllib.error
 
     from compressai import zoo as czoo
 
+    if arch not in COMPRESSAI_MODELS:
+        raise ZooError(f"CompressAI publishes no pretrained {arch}; its pretrained models here "
+                       f"are {', '.join(COMPRESSAI_MODELS)}")
     fn = {"bmshj2018-factorized": czoo.bmshj2018_factorized,
           "bmshj2018-hyperprior": czoo.bmshj2018_hyperprior,
-          "mbt2018-mean": czoo.mbt2018_mean}[arch]
+          "mbt2018-mean": czoo.mbt2018_mean, "mbt2018": czoo.mbt2018}[arch]
     try:
         model = fn(quality, metric="mse", pretrained=True, progress=False)
     except (urllib.error.URLError, OSError, ConnectionError) as e:

@@ -4,7 +4,9 @@
   scale and mean-scale hyperpriors), the λ ladder and the one stride rule (:func:`pad`,
   :func:`crop`); chapter *Transform coding with learned priors*;
 - :mod:`nctutor.codecs.exact`: the hyperpriors with ``y`` coded exactly (section *Exact
-  Gaussian coding*).
+  Gaussian coding*);
+- :mod:`nctutor.codecs.predictor`: the code-space predictor's context models (chapter
+  *Predicting codes from their neighbours*).
 
 The names of :mod:`~nctutor.codecs.image` are also available here (``codecs.create``).
 """
@@ -15,7 +17,9 @@ from .image import (
     COMPRESSAI_PREFIX,
     IMAGE_MODELS,
     LAMBDAS,
+    PREDICTORS,
     STRIDES,
+    WARM_STARTS,
     architecture_of,
     architecture_of_model,
     canonical_name,
@@ -29,7 +33,8 @@ from .image import (
 )
 
 __all__ = [
-    "ALIASES", "ARCHITECTURES", "COMPRESSAI_PREFIX", "IMAGE_MODELS", "LAMBDAS", "STRIDES",
+    "ALIASES", "ARCHITECTURES", "COMPRESSAI_PREFIX", "IMAGE_MODELS", "LAMBDAS", "PREDICTORS",
+    "STRIDES", "WARM_STARTS",
     "architecture_of", "architecture_of_model", "canonical_name", "create", "crop",
     "latent_shape", "lmbda", "model_fingerprint", "num_streams", "pad",
 ]

@@ -35,34 +35,15 @@ image. The ``.nct`` file format carries these streams with ``coder`` = exact
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import torch
 from compressai.models import MeanScaleHyperprior, ScaleHyperprior
 
+from ..config import one_thread
 from ..entropy.gaussian import decode_gaussian, encode_gaussian
 from .image import ARCHITECTURES, architecture_of_model
 
 __all__ = ["ExactScaleHyperprior", "ExactMeanScaleHyperprior", "EXACT_CLASSES", "exact",
            "has_exact_coder", "one_thread"]
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Run a block with ``torch.set_num_threads(1)``, then restore the thread count.
-
-    The decoder's arithmetic of the exact twins (see *Determinism* in the module docstring): the
-    same result whatever thread count the caller uses. ``torch.set_num_threads`` is global, so
-    do not decode in several Python threads at once. A helper of book section "Transform coding
-    with learned priors → Exact Gaussian coding"; no page calls it.
-    """
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(saved)
 
 
 class _ExactY:

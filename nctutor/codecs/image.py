@@ -22,9 +22,15 @@ widths come from the profile (:mod:`nctutor.config`).
 from __future__ import annotations
 
 import torch
-from compressai.models import FactorizedPrior, MeanScaleHyperprior, ScaleHyperprior
+from compressai.models import (
+    FactorizedPrior,
+    JointAutoregressiveHierarchicalPriors,
+    MeanScaleHyperprior,
+    ScaleHyperprior,
+)
 
 from .. import config
+from .predictor import Checkerboard, HierarchicalSpatial, SpatialOnly
 
 #: λ for qualities 1..8: CompressAI's MSE ladder (loss = λ·255²·MSE + bpp).
 LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
@@ -35,16 +41,40 @@ ARCHITECTURES: dict[str, type[torch.nn.Module]] = {
     "mbt2018-mean": MeanScaleHyperprior,
 }
 
+#: The context models of chapter *Predicting codes from their neighbours*: the code-space
+#: predictor's variants (:mod:`nctutor.codecs.predictor`) and, as the baseline, Minnen et al.'s
+#: mean-scale hyperprior with an autoregressive context model (CompressAI's ``mbt2018``).
+PREDICTORS: dict[str, type[torch.nn.Module]] = {
+    "kwcc2018-spatial": SpatialOnly,
+    "kwcc2018-hierarchical": HierarchicalSpatial,
+    "kwcc2018-checkerboard": Checkerboard,
+    "mbt2018": JointAutoregressiveHierarchicalPriors,
+}
+
+#: Every architecture ``create`` makes: those above and the context models.
+_REGISTRY = {**ARCHITECTURES, **PREDICTORS}
+
+#: Which shipped architecture each context model may start from (matching weights are copied:
+#: ``nctutor train NAME --init nctutor/weights/mbt2018-mean-qQ.pt``).
+WARM_STARTS = {name: "mbt2018-mean" for name in PREDICTORS}
+
 ALIASES = {
     "factorized": "bmshj2018-factorized",
     "hyperprior": "bmshj2018-hyperprior",
     "scale-hyperprior": "bmshj2018-hyperprior",
     "mean-scale": "mbt2018-mean",
     "mean-scale-hyperprior": "mbt2018-mean",
+    "spatial": "kwcc2018-spatial",
+    "hierarchical-spatial": "kwcc2018-hierarchical",
+    "code-space-predictor": "kwcc2018-hierarchical",
+    "checkerboard": "kwcc2018-checkerboard",
+    "joint": "mbt2018",
 }
 
 #: Downsampling factor of each architecture: images are padded to a multiple of it (:func:`pad`).
-STRIDES = {"bmshj2018-factorized": 16, "bmshj2018-hyperprior": 64, "mbt2018-mean": 64}
+STRIDES = {"bmshj2018-factorized": 16, "bmshj2018-hyperprior": 64, "mbt2018-mean": 64,
+           "kwcc2018-spatial": 16, "kwcc2018-hierarchical": 64, "kwcc2018-checkerboard": 64,
+           "mbt2018": 64}
 
 #: The image codecs, in the order the book introduces them (default of ``nctutor bench``).
 IMAGE_MODELS = tuple(ARCHITECTURES)
@@ -61,8 +91,8 @@ def canonical_name(name: str) -> str:
     """
     key = name.strip().lower()
     key = ALIASES.get(key, key)
-    if key not in ARCHITECTURES:
-        known = ", ".join(list(ARCHITECTURES) + list(ALIASES))
+    if key not in _REGISTRY:
+        known = ", ".join(list(_REGISTRY) + list(ALIASES))
         raise ValueError(f"unknown model {name!r}; known: {known}")
     return key
 
@@ -89,7 +119,7 @@ def create(name: str, N: int | None = None, M: int | None = None,
     profile = profile or config.get_profile()
     N = N or profile.N
     M = M or profile.M
-    return ARCHITECTURES[canonical_name(name)](N=N, M=M)
+    return _REGISTRY[canonical_name(name)](N=N, M=M)
 
 
 def architecture_of(name: str) -> str:
@@ -111,7 +141,7 @@ def architecture_of_model(model: torch.nn.Module) -> str:
     A check of the file format of book section *Transform coding with learned priors → Real
     bitstreams*; no page calls it.
     """
-    by_class = {cls: name for name, cls in ARCHITECTURES.items()}
+    by_class = {cls: name for name, cls in _REGISTRY.items()}
     for cls in type(model).__mro__:
         if cls in by_class:
             return by_class[cls]
@@ -127,12 +157,13 @@ def num_streams(arch: str) -> int:
     Described in book section *Transform coding with learned priors → How CompressAI implements
     them*; a check of the file format of its section *Real bitstreams*; no page calls it.
     """
-    return 1 if arch == "bmshj2018-factorized" else 2
+    return 1 if arch in ("bmshj2018-factorized", "kwcc2018-spatial") else 2
 
 
 def latent_shape(arch: str, height: int, width: int) -> tuple[int, int]:
     """The ``shape`` that ``compress()`` returns for an ``height×width`` image: ``y``'s for the
-    factorized prior (stride 16), ``z``'s for the hyperpriors (stride 64).
+    factorized prior and the spatial predictor alone (stride 16), ``z``'s for the hyperpriors
+    (stride 64).
 
     A check of the file format of book section *Transform coding with learned priors → Real
     bitstreams*; no page calls it.
@@ -168,8 +199,14 @@ def crop(x_hat: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return x_hat[..., :height, :width]
 
 
+#: The modules of the context models whose weights set the symbols' probabilities: the code-space
+#: predictor's, and CompressAI's ``mbt2018`` context model and entropy parameters.
+CONTEXT_MODULES = ("predictor", "context_prediction", "entropy_parameters")
+
+
 def model_fingerprint(model: torch.nn.Module) -> int:
-    """CRC32 of the integer CDF tables of every entropy model of ``model`` (after ``update()``).
+    """CRC32 of the integer CDF tables of every entropy model of ``model`` (after ``update()``),
+    and of the weights of a context model's predictor (:data:`CONTEXT_MODULES`).
 
     Encoder and decoder must use *identical* tables, or arithmetic decoding yields garbage: the
     fingerprint in a file's header lets the decoder refuse a model with other weights (another
@@ -183,7 +220,11 @@ def model_fingerprint(model: torch.nn.Module) -> int:
 
     crc = 0
     found = False
-    for _, module in model.named_modules():
+    for name, module in model.named_modules():
+        if name in CONTEXT_MODULES:  # a context model's probabilities depend on these weights too
+            for t in module.state_dict().values():
+                crc = zlib.crc32(t.detach().cpu().float().numpy().tobytes(), crc)
+            found = True
         if isinstance(module, EntropyModel):
             if module._offset.numel() == 0:
                 raise ValueError("the model's entropy coders are not ready: call model.update()")
