@@ -509,3 +509,181 @@ def modes_to_json(rows: Sequence[ModeRow], file: str | os.PathLike, settings: di
                "means": {f"{m} {mode}": mean_mode_row(g).to_dict()
                          for (m, mode), g in _by_model_and_mode(rows).items()}}
     atomic_write(file, json.dumps(payload, indent=2))
+
+
+# --------------------------------------------------------------------------- against a model
+
+#: The code-space predictor's own variants: what ``nctutor bench --against`` times by default.
+KWCC_MODELS = tuple(name for name in codecs.PREDICTORS if name.startswith("kwcc2018"))
+
+#: The columns of :func:`against_table`: (key of :class:`AgainstRow`, header, format).
+AGAINST_COLUMNS = (
+    ("enc_ms", "enc ms", "{:.1f}"),
+    ("dec_ms", "dec ms", "{:.1f}"),
+    ("bytes", "bytes", "{:.0f}"),
+    ("against_enc_ms", "enc ref ms", "{:.1f}"),
+    ("against_dec_ms", "dec ref ms", "{:.1f}"),
+    ("against_bytes", "bytes ref", "{:.0f}"),
+    ("enc_ratio", "enc ×ref", "{:.3f}"),
+    ("dec_ratio", "dec ×ref", "{:.3f}"),
+    ("bytes_ratio", "bytes ×ref", "{:.3f}"),
+)
+#: The ratios of :class:`AgainstRow`; a mean row gives the mean of its images' ratios.
+AGAINST_RATIOS = ("enc_ratio", "dec_ratio", "bytes_ratio")
+
+
+@dataclass
+class AgainstRow:
+    """One model and the reference model ``against`` on one image, both as real ``.nct`` files.
+
+    Times are milliseconds (median of the repeats) of :func:`nctutor.container.encode_image` and
+    :func:`~nctutor.container.decode_image`, the model's and the reference's timed in the same
+    rounds; ``bytes`` are the files' (header included). ``*_ratio`` is model / reference. A mean
+    row (:func:`mean_against_row`) averages the fields; :func:`against_table` and
+    :func:`against_to_json` give for it the mean of the images' ratios. Defined in book section
+    *Predicting codes from their neighbours → Decoding time*.
+    """
+
+    model: str
+    against: str
+    image: str
+    pixels: int
+    enc_ms: float
+    dec_ms: float
+    bytes: float
+    against_enc_ms: float
+    against_dec_ms: float
+    against_bytes: float
+
+    @property
+    def enc_ratio(self) -> float:
+        return self.enc_ms / self.against_enc_ms
+
+    @property
+    def dec_ratio(self) -> float:
+        return self.dec_ms / self.against_dec_ms
+
+    @property
+    def bytes_ratio(self) -> float:
+        return self.bytes / self.against_bytes
+
+    def to_dict(self) -> dict:
+        """Fields and ratios, for JSON."""
+        return {**asdict(self), **{k: getattr(self, k) for k in AGAINST_RATIOS}}
+
+
+def _checked(x_hat: torch.Tensor, shape: torch.Size, name: str) -> None:
+    """Refuse a decoded image of the wrong shape or with values outside ``[0, 1]``."""
+    if tuple(x_hat.shape) != tuple(shape):
+        raise RuntimeError(f"{name}: the .nct file decodes to shape {tuple(x_hat.shape)}, "
+                           f"not {tuple(shape)}")
+    if not torch.isfinite(x_hat).all() or x_hat.min() < 0 or x_hat.max() > 1:
+        raise RuntimeError(f"{name}: the .nct file decodes to values outside [0, 1]")
+
+
+def _header_fields(model: torch.nn.Module) -> dict:
+    """Name, quality and profile to write in a file's header: the ``nctutor`` record of
+    :func:`nctutor.zoo.load`, else the model's architecture at quality 3, no profile."""
+    info = getattr(model, "nctutor", None)
+    if info is None:
+        return {"name": codecs.architecture_of_model(model), "quality": 3, "profile": ""}
+    return info
+
+
+@torch.no_grad()
+def bench_against(model: torch.nn.Module, reference: torch.nn.Module, x: torch.Tensor,
+                  image: str = "", repeat: int = 3) -> AgainstRow:
+    """Encode the image ``x`` ``(3, H, W)`` into a real ``.nct`` file with ``model`` and with
+    ``reference`` (eval mode, updated; the headers name them as their ``nctutor`` record does,
+    which :func:`nctutor.zoo.load` sets), then decode both files: encoders in the same rounds,
+    then decoders (:func:`time_ms`). Each decoded image is checked (shape, values in
+    ``[0, 1]``). Used by :func:`run_against`; no page calls it."""
+    if repeat < 1:
+        raise ValueError(f"repeat must be at least 1, got {repeat}")
+    info, ref = _header_fields(model), _header_fields(reference)
+    device = next(model.parameters()).device
+    enc = time_ms({
+        "model": lambda: container.encode_image(model, x, info["name"], info["quality"],
+                                                info["profile"]),
+        "ref": lambda: container.encode_image(reference, x, ref["name"], ref["quality"],
+                                              ref["profile"])}, repeat, device)
+    blob, blob_ref = enc["model"][1], enc["ref"][1]
+    dec = time_ms({"model": lambda: container.decode_image(blob, model),
+                   "ref": lambda: container.decode_image(blob_ref, reference)}, repeat, device)
+    _checked(dec["model"][1], x.shape, info["name"])
+    _checked(dec["ref"][1], x.shape, ref["name"])
+    h, w = x.shape[-2:]
+    return AgainstRow(model=info["name"], against=ref["name"], image=image, pixels=h * w,
+                      enc_ms=enc["model"][0], dec_ms=dec["model"][0], bytes=len(blob),
+                      against_enc_ms=enc["ref"][0], against_dec_ms=dec["ref"][0],
+                      against_bytes=len(blob_ref))
+
+
+def run_against(names: Sequence[str], against: str = "mbt2018", quality: int = 3,
+                profile: str | None = None, images: int | None = None, crop: int = 0,
+                repeat: int = 3, progress: bool = False) -> list[AgainstRow]:
+    """:func:`bench_against` for each model of ``names`` against the model ``against`` (CompressAI's
+    ``mbt2018`` by default, the context model of Minnen et al. 2018), all loaded once with
+    :func:`nctutor.zoo.load` at ``quality`` and ``profile``, on the first ``images`` Kodak images
+    (default: the profile's ``eval_images``), centre-cropped to ``crop`` pixels when
+    ``crop > 0``; on the CPU (the predictor's coder is numpy). One :class:`AgainstRow` per model
+    and image. What ``nctutor bench --against`` prints. Defined in book section *Predicting codes
+    from their neighbours → Decoding time*."""
+    prof = config.get_profile(profile)
+    archs = [codecs.canonical_name(m) for m in names]
+    if not archs:
+        raise ValueError("no models to time")
+    reference = zoo.load(against, quality, profile=prof.name)
+    return [bench_against(model, reference, x, image, repeat)
+            for _, model, image, x, _ in _models_and_images(archs, quality, prof.name, images,
+                                                            crop, repeat, None, progress)]
+
+
+def _by_model(rows: Sequence[AgainstRow]) -> dict[tuple[str, str], list[AgainstRow]]:
+    groups: dict[tuple[str, str], list[AgainstRow]] = {}
+    for r in rows:
+        groups.setdefault((r.model, r.against), []).append(r)
+    return groups
+
+
+def mean_against_row(rows: Sequence[AgainstRow]) -> AgainstRow:
+    """The mean of ``rows`` (one model, one reference): times, bytes and pixels averaged (its
+    ratio properties are ratios of those means). Used by :func:`against_table`; no page calls
+    it."""
+    return _mean(AgainstRow, rows, ("model", "against"))
+
+
+def mean_ratios(rows: Sequence[AgainstRow]) -> dict[str, float]:
+    """``{"enc_ratio", "dec_ratio", "bytes_ratio"}``: the mean over ``rows`` (one model, one
+    reference) of each image's ratio, every image weighing alike; the ``decode time against``
+    figure of ``nctutor bench --against``. Defined in book section *Predicting codes from their
+    neighbours → Decoding time*."""
+    if not rows:
+        raise ValueError("no rows to average")
+    return {k: statistics.fmean(getattr(r, k) for r in rows) for k in AGAINST_RATIOS}
+
+
+def against_table(rows: Sequence[AgainstRow], per_image: bool = False) -> str:
+    """A plain-text table of :class:`AgainstRow`: one mean row per model (times and bytes
+    averaged, ratios the mean of the images' ratios, as :func:`mean_ratios`), and the single
+    images too if ``per_image``. Defined in book section *Predicting codes from their neighbours
+    → Decoding time*."""
+    body = []
+    for group in _by_model(rows).values():
+        shown = [(r, {}) for r in group] if per_image else []
+        shown.append((mean_against_row(group), mean_ratios(group)))
+        for r, ratios in shown:
+            body.append([r.model, r.against, r.image]
+                        + [f.format(ratios.get(k, getattr(r, k))) for k, _, f in AGAINST_COLUMNS])
+    head = ["model", "against", "image"] + [h for _, h, _ in AGAINST_COLUMNS]
+    return _text_table(head, body)
+
+
+def against_to_json(rows: Sequence[AgainstRow], file: str | os.PathLike, settings: dict) -> None:
+    """Write ``{"settings", "rows", "means"}`` to ``file``; the means are keyed by model, their
+    ratios the mean of the images' ratios (:func:`mean_ratios`). What ``nctutor bench --against
+    … --json`` writes; no page calls it."""
+    payload = {"settings": settings, "rows": [r.to_dict() for r in rows],
+               "means": {m: {**mean_against_row(g).to_dict(), **mean_ratios(g)}
+                         for (m, _), g in _by_model(rows).items()}}
+    atomic_write(file, json.dumps(payload, indent=2))

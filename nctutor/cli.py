@@ -437,12 +437,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     """``nctutor bench``: encode/decode milliseconds of our files vs CompressAI's own
     ``compress``/``decompress`` vs the exact Gaussian coder, and each coder's overhead over
     ``-Σ log2 likelihood`` (:mod:`nctutor.bench`); prints a table, ``--json`` writes the rows.
-    Run in book section *Transform coding with learned priors → How fast, how close to the
-    entropy*."""
+    ``--modes`` and ``--against`` (one or the other) time other things: see
+    :func:`_bench_modes` and :func:`_bench_against`. Run in book section *Transform coding
+    with learned priors → How fast, how close to the entropy*."""
     import torch
 
     from . import bench, codecs, config
 
+    if args.against is not None:
+        if args.modes is not None:
+            raise ValueError("--against times whole codecs against a reference, --modes the "
+                             "lattice codec's modes: give one of them")
+        return _bench_against(args)
     if args.modes is not None:
         return _bench_modes(args)
     names = args.model or list(codecs.IMAGE_MODELS)
@@ -465,6 +471,55 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                         "threads": torch.get_num_threads(),
                                         "cpus": os.cpu_count(), "machine": platform.machine(),
                                         "torch": torch.__version__, "nctutor": __version__})
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _bench_against(args: argparse.Namespace) -> int:
+    """``nctutor bench --against NAME``: encode/decode milliseconds and bytes of each model's
+    ``.nct`` files against those of the model ``NAME`` on the same images, timed in the same
+    rounds (:func:`nctutor.bench.run_against`); the models default to the code-space
+    predictor's variants; the last lines give each model's decode time against ``NAME``, the
+    mean of the per-image ratios. Run in book section *Predicting codes from their neighbours →
+    Decoding time*."""
+    import torch
+
+    from . import bench, config
+
+    if args.device and torch.device(args.device).type != "cpu":
+        raise ValueError("--against: the code-space predictor's coder runs on the CPU (numpy); "
+                         "leave --device out")
+    names = args.model or list(bench.KWCC_MODELS)
+    profile = config.get_profile(_profile([*names, args.against], [args.quality],
+                                          args.profile)[0])
+    rows = bench.run_against(names, args.against, args.quality, profile.name, args.images,
+                             args.crop, args.repeat, progress=sys.stderr.isatty())
+    n = len({r.image for r in rows})
+    print(f"nctutor bench --against {args.against}: {n} kodak image{'s' * (n > 1)}"
+          + (f", {args.crop}×{args.crop} centre crops" if args.crop else "")
+          + f", quality {args.quality}, profile {profile.name}, device cpu, "
+          f"{torch.get_num_threads()} threads, median of {args.repeat} after a warm-up")
+    print(bench.against_table(rows, per_image=args.per_image))
+    print(f"times of .nct encode_image/decode_image; ref = {args.against}, timed in the same "
+          f"rounds on the same image; ×ref = model / ref; mean rows: mean of the per-image "
+          f"ratios")
+    groups: dict[str, list] = {}
+    for r in rows:
+        groups.setdefault(r.model, []).append(r)
+    for model, group in groups.items():
+        ratio = bench.mean_ratios(group)["dec_ratio"]
+        print(f"{model}: decode time against {args.against}: {ratio:.2f}× (mean of per-image "
+              f"ratios; goal ≤ 1.0×)")
+    if args.json:
+        settings = {k: getattr(args, k) for k in ("model", "against", "quality", "images",
+                                                  "crop", "repeat")}
+        bench.against_to_json(rows, args.json, {**settings, "model": names,
+                                                "profile": profile.name,
+                                                "threads": torch.get_num_threads(),
+                                                "cpus": os.cpu_count(),
+                                                "machine": platform.machine(),
+                                                "torch": torch.__version__,
+                                                "nctutor": __version__})
         print(f"wrote {args.json}")
     return 0
 
@@ -771,6 +826,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="time these modes of the lattice codec instead (space- or "
                         "comma-separated: " + ",".join(LATENT_MODES) + ") against scalar and "
                         "CompressAI; the models default to bmshj2018-factorized and mbt2018-mean")
+    p.add_argument("--against", default=None, metavar="NAME",
+                   help="time the models' .nct files against those of the model NAME (e.g. "
+                        "mbt2018) on the same images, and print the decode-time ratio; the "
+                        "models default to kwcc2018-spatial, kwcc2018-hierarchical and "
+                        "kwcc2018-checkerboard (not with --modes)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("latent-eval", help="lattice quantizers and the latent shift on trained "

@@ -238,5 +238,20 @@ def predictor_experiment(runs: str | os.PathLike, out: str | os.PathLike,
         raise FileNotFoundError(f"no weights found for the experiment in {WEIGHTS_DIR} or {runs}")
     record = predictor.run(models, images if images is not None else data.kodak(), command,
                            progress)
+    record["train"]["runs"] = {}  # what each run's manifest says of its training
+    for (variant, q), model in models.items():
+        src = Path(model.nctutor["source"])
+        man = json.loads(src.with_suffix(".json").read_text())
+        record["train"]["runs"][f"{variant}-q{q}"] = {
+            "weights": src.name, "sha256": man.get("sha256"), "steps": man.get("steps"),
+            "seconds": man.get("seconds"), "final": man.get("final"),
+            "init": (man.get("settings") or {}).get("init", {}).get("from")}
+        arch = predictor.VARIANTS[variant][0]
+        ckpt_file = runs / f"{arch}-q{q}" / CHECKPOINT
+        if variant != "shipped" and ckpt_file.is_file():  # the loss curve, every 25th step
+            history = load_checkpoint(ckpt_file).get("history", [])
+            record["train"]["runs"][f"{variant}-q{q}"]["history"] = [
+                {k: round(v, 5) if isinstance(v, float) else v for k, v in h.items()}
+                for h in history if h["step"] % 25 == 0 or "val_bpp" in h]
     atomic_write(out, json.dumps(record, indent=1))
     return record

@@ -6,7 +6,7 @@ hyperprior*, *Coding with a mixture*, *The checkerboard*).
 The transforms are those of the book's mean-scale hyperprior (CompressAI's
 ``MeanScaleHyperprior``: the same ``g_a``, ``g_s``, ``h_a``, ``h_s``, so every variant starts
 from the shipped ``mbt2018-mean`` weights); what is new, and written here by hand because it is
-the lesson, is the *spatial predictor* of Table 1 of the paper's supplement: two causal 2×2
+the lesson, is the spatial predictor of Table 1 of the paper's supplement: two causal 2×2
 convolutions with ReLU, then a 1×1 convolution to the parameters of a ``K``-component Gaussian
 mixture for every channel of every code symbol (weights, means, scales; the paper's "2kN"
 outputs plus the weights), which :mod:`nctutor.entropy.mixture` turns into bin probabilities
