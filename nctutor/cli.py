@@ -17,6 +17,8 @@ coding with learned priors → Real bitstreams*).
     nctutor latent-eval [--out FILE] [--images kodak|clic|FILE…] [--profile cpu]
                         [--models NAME[:Q,…] …] [--modes MODE …] [--threads N]
     nctutor predictor-eval --runs DIR [--out FILE] [--qualities Q…] [--images N] [--threads N]
+                           [--variants V…];  nctutor predictor-eval --merge FILE… --out FILE
+    nctutor bench --against mbt2018 [--model kwcc2018-hierarchical …] [same options]
 
 ``python -m nctutor …`` is the same command. ``train`` works under ``torchrun`` (PyTorch DDP)
 unchanged.
@@ -857,8 +859,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predictor-eval", help="the code-space predictor's variants on Kodak: "
                                               "the record of its chapter's table")
-    p.add_argument("--runs", required=True, metavar="DIR",
+    p.add_argument("--runs", default=None, metavar="DIR",
                    help="folder of the variants' training runs (DIR/NAME-qQ)")
+    p.add_argument("--variants", nargs="+", default=None, metavar="V",
+                   help="only these variants (default: all of nctutor.rd.predictor.VARIANTS)")
+    p.add_argument("--merge", nargs="+", default=None, metavar="FILE",
+                   help="instead: join the records of several runs with --variants into --out")
     p.add_argument("--out", default="predictor-kodak.json", metavar="FILE",
                    help="the record to write (default: %(default)s)")
     p.add_argument("--qualities", nargs="+", type=int, default=[1, 2, 3, 4], metavar="Q",
@@ -887,6 +893,29 @@ def cmd_predictor_eval(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.is_dir():
         raise IsADirectoryError(f"--out {out} is a folder")
+    command = "nctutor " + shlex.join(getattr(args, "argv", None) or sys.argv[1:])
+    if args.merge:
+        import json
+
+        from .files import atomic_write
+
+        parts = []
+        for file in args.merge:
+            _check_input(Path(file), "a record of predictor-eval")
+            try:
+                parts.append(json.loads(Path(file).read_text()))
+            except ValueError as e:
+                raise ValueError(f"{file} is not a record: {e}") from None
+        record = predictor.merge(parts, command)
+        atomic_write(out, json.dumps(record, indent=1))
+        print(f"wrote {out}: variants {', '.join(record['variants'])}")
+        return 0
+    if args.runs is None:
+        raise ValueError("give --runs DIR (the variants' training runs) or --merge FILE…")
+    unknown = [v for v in args.variants or [] if v not in predictor.VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown variant {unknown[0]!r}; variants: "
+                         f"{', '.join(predictor.VARIANTS)}")
     if not Path(args.runs).is_dir():
         raise FileNotFoundError(f"--runs {args.runs}: no such folder (it holds the runs of "
                                 f"`{predictor.train_command('kwcc2018-hierarchical', 1)}`)")
@@ -897,9 +926,9 @@ def cmd_predictor_eval(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     try:
         images = data.kodak(args.images)
-        command = "nctutor " + shlex.join(getattr(args, "argv", None) or sys.argv[1:])
         record = maintain.predictor_experiment(args.runs, out, args.qualities, images, command,
-                                               progress=sys.stderr.isatty())
+                                               progress=sys.stderr.isatty(),
+                                               variants=args.variants)
     finally:
         torch.set_num_threads(saved)
     print(f"wrote {out}")

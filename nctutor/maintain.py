@@ -208,7 +208,7 @@ def latent_finetune(out: str | os.PathLike, qualities=(1, 2, 3, 4), noises=("sca
 
 def predictor_experiment(runs: str | os.PathLike, out: str | os.PathLike,
                          qualities=(1, 2, 3, 4), images=None, command: str = "",
-                         progress: bool = True) -> dict:
+                         progress: bool = True, variants=None) -> dict:
     """Evaluate every variant of the code-space predictor's experiment
     (:data:`nctutor.rd.predictor.VARIANTS`) on ``images`` (default: the 24 Kodak images) and
     write the record ``out`` (:func:`nctutor.rd.predictor.run`).
@@ -217,7 +217,9 @@ def predictor_experiment(runs: str | os.PathLike, out: str | os.PathLike,
     package's own weights of its architecture when they exist (``kwcc2018-hierarchical``), else
     the finished run ``<runs>/<arch>-q<Q>`` (made by :func:`nctutor.rd.predictor.train_command`),
     exported to fp16 as shipped weights are (``<runs>/export``) so that every variant is
-    evaluated with the precision it would ship with; a missing run is skipped. A maintainer's
+    evaluated with the precision it would ship with; a missing run is skipped. ``variants``
+    limits the record to some variants (several processes can share the work; join their
+    records with :func:`nctutor.rd.predictor.merge`). A maintainer's
     job for book section *Predicting codes from their neighbours → How the table is made* (the
     page reads the stored record).
     """
@@ -226,6 +228,8 @@ def predictor_experiment(runs: str | os.PathLike, out: str | os.PathLike,
     runs = Path(runs)
     models = {}
     for variant, (arch, _) in predictor.VARIANTS.items():
+        if variants is not None and variant not in variants:
+            continue
         for q in qualities:
             shipped_file = WEIGHTS_DIR / f"{arch}-q{q}.pt"
             if variant == "shipped" or (arch != "mbt2018-mean" and shipped_file.is_file()):

@@ -112,7 +112,7 @@ def test_damaged_mixture_streams_are_refused():
     enc.add(s, *p)
     blob = enc.finish()
     refused = 0
-    for k in range(100):
+    for _ in range(100):
         bad = bytearray(blob)
         bad[rng.integers(0, len(bad))] ^= 1 << int(rng.integers(0, 8))
         try:
@@ -306,3 +306,106 @@ def test_the_warm_start_begins_at_the_mean_scale_rate(name):
         ref = -torch.log2(base.gaussian_conditional.likelihood_lower_bound(ref)).sum()
         ours = -torch.log2(net(x)["likelihoods"]["y"]).sum()
     assert abs(float(ours) / float(ref) - 1) < 0.02, (float(ours), float(ref))
+
+
+# --------------------------------------------------------------------------- shipped weights
+
+
+def test_the_shipped_record_is_reproduced():
+    """The record's first image at quality 1, re-coded with the shipped weights: the same bytes
+    and PSNR (the codec is deterministic)."""
+    from nctutor import zoo
+    from nctutor.rd import predictor as RP
+    from nctutor.rd.metrics import psnr
+
+    record = RP.load_record()
+    row = record["variants"]["kwcc2018-hierarchical"]["qualities"]["1"][0]
+    kodak = data.kodak()
+    x = kodak[kodak.names.index(row["image"])]
+    model = zoo.load("kwcc2018-hierarchical", 1, "cpu", train_if_missing=False)
+    blob = container.encode_image(model, x, "kwcc2018-hierarchical", 1, "cpu")
+    assert len(blob) == row["bytes"]
+    x_hat = container.decode_image(blob, model)
+    assert abs(psnr(data.to_uint8(x), data.to_uint8(x_hat)) - row["psnr"]) < 1e-9
+
+
+_CLI_OTHER_PROCESS = textwrap.dedent("""
+    import sys, torch
+    from pathlib import Path
+    from nctutor import cli
+    torch.set_num_threads(1)
+    folder = Path(sys.argv[1])
+    files = sorted(str(p) for p in folder.glob("*.nct"))
+    sys.exit(cli.main(["decompress", *files, "--out-dir", str(folder / "there")]))
+""")
+
+
+@pytest.mark.slow  # 26 photos: an encode at 2 threads, decodes at 2 and (another process) 1
+def test_every_kodak_and_clic_photo_round_trips_through_the_cli(tmp_path):
+    """The acceptance of the issue: every Kodak and CLIC photo through ``nctutor compress
+    --model kwcc2018-hierarchical`` (shipped weights, 2 threads) and ``nctutor decompress`` here
+    (2 threads) and in another process (1 thread): byte-identical PNGs."""
+    from nctutor import cli
+
+    from nctutor.data.sources import path
+
+    sources = [str(path(rel)) for images in (data.kodak(), data.clic()) for rel in images.rels]
+    torch.set_num_threads(2)
+    assert cli.main(["compress", *sources, "--out-dir", str(tmp_path), "--model",
+                     "kwcc2018-hierarchical", "--quality", "2", "--profile", "cpu"]) == 0
+    here = tmp_path / "here"
+    here.mkdir()
+    assert cli.main(["decompress", *map(str, sorted(tmp_path.glob("*.nct"))),
+                     "--out-dir", str(here)]) == 0
+    (tmp_path / "there").mkdir()
+    run = subprocess.run([sys.executable, "-c", _CLI_OTHER_PROCESS, str(tmp_path)],
+                         capture_output=True, text=True, timeout=3600)
+    assert run.returncode == 0, run.stderr
+    pngs = sorted(here.glob("*.png"))
+    assert len(pngs) == len(sources) == 26
+    for png in pngs:
+        assert (tmp_path / "there" / png.name).read_bytes() == png.read_bytes(), png.name
+
+
+def _part(variant: str, shift_db: float, seconds: float) -> dict:
+    """A record of one variant: two images at four qualities, PSNR shifted by ``shift_db``."""
+    from nctutor.rd import predictor as RP
+
+    rows = {}
+    for q in (1, 2, 3, 4):
+        rows[str(q)] = [{"image": f"im{i}", "bpp": 0.1 * q * (1 + 0.1 * i),
+                         "psnr": 25 + 1.5 * q + shift_db + 0.1 * i, "ms_ssim": 0.9 + 0.015 * q,
+                         "encoding_time": seconds, "decoding_time": seconds, "bytes": 100}
+                        for i in range(2)]
+    arch, label = RP.VARIANTS[variant]
+    return {"command": f"nctutor predictor-eval --variants {variant}",
+            "train": {"budget": RP.TRAIN, "commands": {}, "runs": {}},
+            "machine": {"cpus": 2}, "variants": {variant: {"label": label, "arch": arch,
+                                                           "qualities": rows}}}
+
+
+def test_merged_records_give_bd_rates_and_time_ratios(tmp_path, capsys):
+    import json
+
+    from nctutor import cli
+    from nctutor.rd import predictor as RP
+
+    files = []
+    for variant, shift, seconds in (("mbt2018", 0.3, 4.0), ("shipped", 0.0, 1.0),
+                                    ("kwcc2018-hierarchical", 0.2, 1.0),
+                                    ("mbt2018-mean", 0.1, 1.0)):
+        files.append(tmp_path / f"{variant}.json")
+        files[-1].write_text(json.dumps(_part(variant, shift, seconds)))
+    out = tmp_path / "all.json"
+    assert cli.main(["predictor-eval", "--merge", *map(str, files), "--out", str(out)]) == 0
+    record = RP.load_record(out)
+    assert list(record["variants"]) == ["shipped", "mbt2018-mean", "kwcc2018-hierarchical",
+                                        "mbt2018"]  # the order of VARIANTS
+    t = RP.tables(record)
+    hier = t["kwcc2018-hierarchical"]
+    assert hier["bd_rate"]["mbt2018-mean"] < 0 < t["shipped"]["bd_rate"]["mbt2018-mean"]
+    assert hier["bd_rate"]["shipped"] < hier["bd_rate"]["mbt2018-mean"]
+    assert hier["decode_vs_mbt2018"] == pytest.approx(0.25)
+    assert cli.main(["predictor-eval", "--merge", str(files[0]), str(files[0]), "--out",
+                     str(out)]) == 2  # a variant twice
+    assert "two records" in capsys.readouterr().err

@@ -32,7 +32,7 @@ from .learned import evaluate_model
 from .references import reference_curve
 
 __all__ = ["VARIANTS", "TRAIN", "RECORD", "train_command", "run", "tables", "bit_map",
-           "load_record", "curve"]
+           "load_record", "curve", "merge"]
 
 #: variant → (architecture, label). ``shipped`` is the start of all the others.
 VARIANTS: dict[str, tuple[str, str]] = {
@@ -82,6 +82,30 @@ def run(models: Mapping[tuple[str, int], torch.nn.Module], images, command: str 
         entry = out["variants"].setdefault(variant, {"label": label, "arch": arch,
                                                      "qualities": {}})
         entry["qualities"][str(q)] = point.records
+    return out
+
+
+def merge(records: list[dict], command: str = "") -> dict:
+    """One record from the records of several ``predictor-eval --variants …`` processes (each
+    variant from one of them): their variants and training runs joined, their commands listed.
+    Defined in book section *Predicting codes from their neighbours → How the table is made*."""
+    if not records:
+        raise ValueError("nothing to merge")
+    out = {"command": command or "; ".join(r["command"] for r in records),
+           "parts": [r["command"] for r in records],
+           "train": {"budget": records[0]["train"]["budget"], "commands": {}, "runs": {}},
+           "machine": records[0]["machine"], "variants": {}}
+    for r in records:
+        if r["train"]["budget"] != out["train"]["budget"]:
+            raise ValueError("the records were trained with different budgets")
+        twice = set(out["variants"]) & set(r["variants"])
+        if twice:
+            raise ValueError(f"variants in two records: {sorted(twice)}")
+        out["variants"].update(r["variants"])
+        out["train"]["commands"].update(r["train"]["commands"])
+        out["train"]["runs"].update(r["train"].get("runs", {}))
+    order = list(VARIANTS)
+    out["variants"] = dict(sorted(out["variants"].items(), key=lambda kv: order.index(kv[0])))
     return out
 
 
