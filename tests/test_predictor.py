@@ -346,7 +346,6 @@ def test_every_kodak_and_clic_photo_round_trips_through_the_cli(tmp_path):
     --model kwcc2018-hierarchical`` (shipped weights, 2 threads) and ``nctutor decompress`` here
     (2 threads) and in another process (1 thread): byte-identical PNGs."""
     from nctutor import cli
-
     from nctutor.data.sources import path
 
     sources = [str(path(rel)) for images in (data.kodak(), data.clic()) for rel in images.rels]
