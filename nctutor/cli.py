@@ -484,6 +484,8 @@ def _bench_against(args: argparse.Namespace) -> int:
     predictor's variants; the last lines give each model's decode time against ``NAME``, the
     mean of the per-image ratios. Run in book section *Predicting codes from their neighbours →
     Decoding time*."""
+    import shlex
+
     import torch
 
     from . import bench, config
@@ -515,7 +517,10 @@ def _bench_against(args: argparse.Namespace) -> int:
     if args.json:
         settings = {k: getattr(args, k) for k in ("model", "against", "quality", "images",
                                                   "crop", "repeat")}
+        argv = getattr(args, "argv", None)
+        command = "nctutor " + shlex.join(argv if argv is not None else sys.argv[1:])
         bench.against_to_json(rows, args.json, {**settings, "model": names,
+                                                "command": command,
                                                 "profile": profile.name,
                                                 "threads": torch.get_num_threads(),
                                                 "cpus": os.cpu_count(),

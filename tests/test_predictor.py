@@ -407,4 +407,4 @@ def test_merged_records_give_bd_rates_and_time_ratios(tmp_path, capsys):
     assert hier["decode_vs_mbt2018"] == pytest.approx(0.25)
     assert cli.main(["predictor-eval", "--merge", str(files[0]), str(files[0]), "--out",
                      str(out)]) == 2  # a variant twice
-    assert "two records" in capsys.readouterr().err
+    assert "in two records" in capsys.readouterr().err

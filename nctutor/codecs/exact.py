@@ -135,7 +135,7 @@ def has_exact_coder(arch: str) -> bool:
     Checked by the file format and the command line before ``coder="exact"`` is used (book
     section "Transform coding with learned priors → Exact Gaussian coding"); no page calls it.
     """
-    return ARCHITECTURES[arch] in EXACT_CLASSES
+    return ARCHITECTURES.get(arch) in EXACT_CLASSES  # context models: not in ARCHITECTURES
 
 
 def exact(model: torch.nn.Module) -> torch.nn.Module:
@@ -149,7 +149,7 @@ def exact(model: torch.nn.Module) -> torch.nn.Module:
     model gives a fresh copy of itself.
     Defined in book section "Transform coding with learned priors → Exact Gaussian coding".
     """
-    base = ARCHITECTURES[architecture_of_model(model)]
+    base = ARCHITECTURES.get(architecture_of_model(model))
     cls = EXACT_CLASSES.get(base)
     if cls is None:
         known = ", ".join(c.__name__ for c in EXACT_CLASSES)

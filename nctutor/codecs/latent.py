@@ -85,7 +85,8 @@ def has_latent_codec(arch: str) -> bool:
     """Whether the architecture ``arch`` (a registry name) can be wrapped by
     :class:`LatentCodec`. A helper of book section *Lattices and the latent shift on a trained
     codec → The codec*; no page calls it."""
-    return issubclass(ARCHITECTURES[arch], FactorizedPrior | MeanScaleHyperprior)
+    cls = ARCHITECTURES.get(arch)  # the context models are not in ARCHITECTURES
+    return cls is not None and issubclass(cls, FactorizedPrior | MeanScaleHyperprior)
 
 
 def supports(model: torch.nn.Module) -> bool:

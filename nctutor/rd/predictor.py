@@ -86,8 +86,9 @@ def run(models: Mapping[tuple[str, int], torch.nn.Module], images, command: str 
 
 
 def merge(records: list[dict], command: str = "") -> dict:
-    """One record from the records of several ``predictor-eval --variants …`` processes (each
-    variant from one of them): their variants and training runs joined, their commands listed.
+    """One record from the records of several ``predictor-eval --variants … --qualities …``
+    processes (each variant and quality from one of them): their variants, qualities and
+    training runs joined, their commands listed.
     Defined in book section *Predicting codes from their neighbours → How the table is made*."""
     if not records:
         raise ValueError("nothing to merge")
@@ -98,10 +99,13 @@ def merge(records: list[dict], command: str = "") -> dict:
     for r in records:
         if r["train"]["budget"] != out["train"]["budget"]:
             raise ValueError("the records were trained with different budgets")
-        twice = set(out["variants"]) & set(r["variants"])
-        if twice:
-            raise ValueError(f"variants in two records: {sorted(twice)}")
-        out["variants"].update(r["variants"])
+        for variant, entry in r["variants"].items():
+            have = out["variants"].setdefault(variant, {**entry, "qualities": {}})
+            twice = set(have["qualities"]) & set(entry["qualities"])
+            if twice:
+                raise ValueError(f"{variant} q{sorted(twice)} in two records")
+            have["qualities"] = dict(sorted({**have["qualities"], **entry["qualities"]}.items(),
+                                            key=lambda kv: int(kv[0])))
         out["train"]["commands"].update(r["train"]["commands"])
         out["train"]["runs"].update(r["train"].get("runs", {}))
     order = list(VARIANTS)
