@@ -121,11 +121,9 @@ def family_bd_rates(curve, name: str) -> dict[str, dict]:
         anchor = rd.reference_curve(ref)
         lo = max(min(anchor.psnr), min(curve.psnr))
         hi = min(max(anchor.psnr), max(curve.psnr))
-        method = "akima" if len(curve.psnr) >= 4 else "pchip"  # Akima needs more points
         out[label] = {"reference": ref,
-                      "bd_rate": round(rd.bd_rate(anchor, curve, method=method, min_overlap=0), 2),
-                      "bd_psnr": round(rd.bd_psnr(anchor, curve, method=method,
-                                                  min_overlap=0), 3),
+                      "bd_rate": round(rd.bd_rate(anchor, curve, min_overlap=0), 2),
+                      "bd_psnr": round(rd.bd_psnr(anchor, curve, min_overlap=0), 3),
                       "shared_psnr_db": [round(lo, 2), round(hi, 2)]}
     return out
 
