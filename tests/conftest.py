@@ -9,3 +9,35 @@ def _isolated(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("NCTUTOR_CACHE", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.delenv("NCTUTOR_MIRROR", raising=False)
     monkeypatch.delenv("NCTUTOR_OFFLINE", raising=False)
+
+
+def finished_run(arch: str, quality: int = 3, N: int = 8, M: int = 8, seed: int = 0):
+    """A complete run in the cache, made by hand (an untrained tiny model): what zoo.load finds.
+    Shared by the command-line tests (``from conftest import finished_run``)."""
+    import json
+
+    import torch
+
+    from nctutor import checkpoints, codecs, config, train
+
+    cfg = train.TrainConfig(model=arch, quality=quality)
+    steps = config.get_profile().steps  # complete: as many steps as the profile asks
+    settings = {**cfg.resolved(), "N": N, "M": M, "steps": steps}
+    torch.manual_seed(seed)
+    net = codecs.create(arch, N=N, M=M)
+    run = train.run_dir(cfg)
+    run.mkdir(parents=True)
+    torch.save({"settings": settings, "model": net.state_dict(), "step": steps},
+               run / checkpoints.CHECKPOINT)
+    (run / checkpoints.MANIFEST).write_text(json.dumps({"steps": steps, "settings": settings}))
+    return run
+
+
+@pytest.fixture
+def kodak_png(tmp_path):
+    """A 70×90 crop of the first Kodak image as a PNG file."""
+    from nctutor import data
+
+    file = tmp_path / "crop.png"
+    data.save_image(data.kodak(1)[0][:, 200:270, 300:390], file)  # 70×90
+    return file

@@ -7,34 +7,12 @@ import shlex
 import numpy as np
 import pytest
 import torch
+from conftest import finished_run as _finished_run
 from PIL import Image
 
-from nctutor import checkpoints, cli, codecs, config, container, data, train, zoo
+from nctutor import cli, container, data, zoo
 from nctutor.codecs.latent import MAIN_STEPS, SIDE_STEPS
 from nctutor.rd import latent as rd_latent
-
-
-def _finished_run(arch: str, quality: int, N: int = 8, M: int = 8, seed: int = 0):
-    """A complete smoke run in the cache, made by hand (an untrained tiny model), as in
-    tests/test_cli.py."""
-    cfg = train.TrainConfig(model=arch, quality=quality)
-    steps = config.get_profile().steps
-    settings = {**cfg.resolved(), "N": N, "M": M, "steps": steps}
-    torch.manual_seed(seed)
-    net = codecs.create(arch, N=N, M=M)
-    run = train.run_dir(cfg)
-    run.mkdir(parents=True)
-    torch.save({"settings": settings, "model": net.state_dict(), "step": steps},
-               run / checkpoints.CHECKPOINT)
-    (run / checkpoints.MANIFEST).write_text(json.dumps({"steps": steps, "settings": settings}))
-    return run
-
-
-@pytest.fixture
-def kodak_png(tmp_path):
-    file = tmp_path / "crop.png"
-    data.save_image(data.kodak(1)[0][:, 200:270, 300:390], file)  # 70×90
-    return file
 
 
 def test_the_mode_names_are_those_of_rd_latent():

@@ -13,9 +13,10 @@ import zlib
 import numpy as np
 import pytest
 import torch
+from conftest import finished_run as _finished_run
 from PIL import Image
 
-from nctutor import bench, checkpoints, cli, codecs, config, container, data, train, zoo
+from nctutor import bench, cli, container, data, zoo
 
 PREDICTORS = ["kwcc2018-spatial", "kwcc2018-hierarchical", "kwcc2018-checkerboard", "mbt2018"]
 
@@ -28,22 +29,6 @@ def _threads_unchanged():
     now = torch.get_num_threads()
     torch.set_num_threads(saved)
     assert now == saved, f"the test left torch at {now} threads, not {saved}"
-
-
-def _finished_run(arch: str, quality: int = 3, N: int = 8, M: int = 8, seed: int = 0):
-    """A complete smoke run in the cache, made by hand (an untrained tiny model): what zoo.load
-    finds (as in tests/test_cli.py)."""
-    cfg = train.TrainConfig(model=arch, quality=quality)
-    steps = config.get_profile().steps
-    settings = {**cfg.resolved(), "N": N, "M": M, "steps": steps}
-    torch.manual_seed(seed)
-    net = codecs.create(arch, N=N, M=M)
-    run = train.run_dir(cfg)
-    run.mkdir(parents=True)
-    torch.save({"settings": settings, "model": net.state_dict(), "step": steps},
-               run / checkpoints.CHECKPOINT)
-    (run / checkpoints.MANIFEST).write_text(json.dumps({"steps": steps, "settings": settings}))
-    return run
 
 
 @pytest.fixture
