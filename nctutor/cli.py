@@ -435,6 +435,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- bench
+def _bench_header(label: str, rows: list, args: argparse.Namespace, profile: str) -> str:
+    """The first line every ``nctutor bench`` mode prints: images, crop, quality, profile,
+    device, threads and repeats."""
+    import torch
+
+    n = len({r.image for r in rows})
+    return (f"{label}: {n} kodak image{'s' * (n > 1)}"
+            + (f", {args.crop}×{args.crop} centre crops" if args.crop else "")
+            + f", quality {args.quality}, profile {profile}, device {args.device or 'cpu'}, "
+            f"{torch.get_num_threads()} threads, median of {args.repeat} after a warm-up")
+
+
+def _machine() -> dict:
+    """What a benchmark's JSON records of the machine and the versions."""
+    import torch
+
+    return {"threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+            "machine": platform.machine(), "torch": torch.__version__, "nctutor": __version__}
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """``nctutor bench``: encode/decode milliseconds of our files vs CompressAI's own
     ``compress``/``decompress`` vs the exact Gaussian coder, and each coder's overhead over
@@ -442,7 +462,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     ``--modes`` and ``--against`` (one or the other) time other things: see
     :func:`_bench_modes` and :func:`_bench_against`. Run in book section *Transform coding
     with learned priors → How fast, how close to the entropy*."""
-    import torch
 
     from . import bench, codecs, config
 
@@ -457,11 +476,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     profile = config.get_profile(_profile(names, [args.quality], args.profile)[0])
     rows = bench.run(names, args.quality, profile.name, args.images,
                      args.crop, args.repeat, args.device, progress=sys.stderr.isatty())
-    n = len({r.image for r in rows})
-    print(f"nctutor bench: {n} kodak image{'s' * (n > 1)}"
-          + (f", {args.crop}×{args.crop} centre crops" if args.crop else "")
-          + f", quality {args.quality}, profile {profile.name}, device {args.device or 'cpu'}, "
-          f"{torch.get_num_threads()} threads, median of {args.repeat} after a warm-up")
+    print(_bench_header("nctutor bench", rows, args, profile.name))
     print(bench.table(rows, per_image=args.per_image))
     print("ours = nctutor .nct files; CAI = CompressAI compress/decompress; exact = .nct files "
           "with --coder exact (y coded by nctutor.entropy.gaussian); ovh = bits / (-sum log2 "
@@ -469,10 +484,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         settings = {k: getattr(args, k) for k in ("model", "quality", "images", "crop", "repeat",
                                                   "device")}
-        bench.to_json(rows, args.json, {**settings, "profile": profile.name,
-                                        "threads": torch.get_num_threads(),
-                                        "cpus": os.cpu_count(), "machine": platform.machine(),
-                                        "torch": torch.__version__, "nctutor": __version__})
+        bench.to_json(rows, args.json, {**settings, "profile": profile.name, **_machine()})
         print(f"wrote {args.json}")
     return 0
 
@@ -498,11 +510,7 @@ def _bench_against(args: argparse.Namespace) -> int:
                                           args.profile)[0])
     rows = bench.run_against(names, args.against, args.quality, profile.name, args.images,
                              args.crop, args.repeat, progress=sys.stderr.isatty())
-    n = len({r.image for r in rows})
-    print(f"nctutor bench --against {args.against}: {n} kodak image{'s' * (n > 1)}"
-          + (f", {args.crop}×{args.crop} centre crops" if args.crop else "")
-          + f", quality {args.quality}, profile {profile.name}, device cpu, "
-          f"{torch.get_num_threads()} threads, median of {args.repeat} after a warm-up")
+    print(_bench_header(f"nctutor bench --against {args.against}", rows, args, profile.name))
     print(bench.against_table(rows, per_image=args.per_image))
     print(f"times of .nct encode_image/decode_image; ref = {args.against}, timed in the same "
           f"rounds on the same image; ×ref = model / ref; mean rows: mean of the per-image "
@@ -519,14 +527,8 @@ def _bench_against(args: argparse.Namespace) -> int:
                                                   "crop", "repeat")}
         argv = getattr(args, "argv", None)
         command = "nctutor " + shlex.join(argv if argv is not None else sys.argv[1:])
-        bench.against_to_json(rows, args.json, {**settings, "model": names,
-                                                "command": command,
-                                                "profile": profile.name,
-                                                "threads": torch.get_num_threads(),
-                                                "cpus": os.cpu_count(),
-                                                "machine": platform.machine(),
-                                                "torch": torch.__version__,
-                                                "nctutor": __version__})
+        bench.against_to_json(rows, args.json, {**settings, "model": names, "command": command,
+                                                "profile": profile.name, **_machine()})
         print(f"wrote {args.json}")
     return 0
 
@@ -558,11 +560,7 @@ def _bench_modes(args: argparse.Namespace) -> int:
     profile = config.get_profile(_profile(names, [args.quality], args.profile)[0])
     rows = bench.run_modes(names, modes, args.quality, profile.name, args.images, args.crop,
                            args.repeat, args.device, progress=sys.stderr.isatty())
-    n = len({r.image for r in rows})
-    print(f"nctutor bench --modes: {n} kodak image{'s' * (n > 1)}"
-          + (f", {args.crop}×{args.crop} centre crops" if args.crop else "")
-          + f", quality {args.quality}, profile {profile.name}, device {args.device or 'cpu'}, "
-          f"{torch.get_num_threads()} threads, median of {args.repeat} after a warm-up")
+    print(_bench_header("nctutor bench --modes", rows, args, profile.name))
     print(bench.modes_table(rows, per_image=args.per_image))
     print("modes of nctutor.rd.latent.MODES as .nct files (compressai: the table coder); "
           "×scalar = time / that of scalar (the lattice coder with rounding); ×CAI = time / "
@@ -571,12 +569,7 @@ def _bench_modes(args: argparse.Namespace) -> int:
         settings = {k: getattr(args, k) for k in ("model", "quality", "images", "crop", "repeat",
                                                   "device")}
         bench.modes_to_json(rows, args.json, {**settings, "modes": modes,
-                                              "profile": profile.name,
-                                              "threads": torch.get_num_threads(),
-                                              "cpus": os.cpu_count(),
-                                              "machine": platform.machine(),
-                                              "torch": torch.__version__,
-                                              "nctutor": __version__})
+                                              "profile": profile.name, **_machine()})
         print(f"wrote {args.json}")
     return 0
 
