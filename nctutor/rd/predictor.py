@@ -120,7 +120,7 @@ def load_record(file: str | os.PathLike | None = None) -> dict:
         return json.load(f)
 
 
-def curve(record: dict, variant: str, metric: str = "psnr") -> dict:
+def curve(record: dict, variant: str) -> dict:
     """Mean bpp, PSNR and MS-SSIM over images per quality of ``variant`` (one point per
     quality, the paper's protocol), and the mean seconds. Defined in book section *Predicting
     codes from their neighbours → How the table is made*."""
