@@ -11,13 +11,15 @@ coding with learned priors → Real bitstreams*).
     nctutor decompress IN.nct… --out-dir DIR
     nctutor models [--profile P] [--json]
     nctutor train NAME --quality Q [--profile P] [--steps N] [--lr LR] [--out DIR] [--init RUN]
+                  [--metric {mse,ms-ssim}] [--patch-size P]
     nctutor eval [--model NAME] [--quality Q …] [--dataset kodak] [--json OUT]
     nctutor bench [--model NAME …] [--images N] [--crop C] [--repeat R] [--per-image] [--json OUT]
     nctutor bench --modes compressai,scalar,hex,oct,shift … [same options]
     nctutor latent-eval [--out FILE] [--images kodak|clic|FILE…] [--profile cpu]
                         [--models NAME[:Q,…] …] [--modes MODE …] [--threads N]
     nctutor predictor-eval --runs DIR [--out FILE] [--qualities Q…] [--images N] [--threads N]
-                           [--variants V…];  nctutor predictor-eval --merge FILE… --out FILE
+                           [--variants V…] [--experiment sgdn];
+    nctutor predictor-eval --merge FILE… --out FILE
     nctutor bench --against mbt2018 [--model kwcc2018-hierarchical …] [same options]
 
 ``python -m nctutor …`` is the same command. ``train`` works under ``torchrun`` (PyTorch DDP)
@@ -381,7 +383,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = train.TrainConfig(model=args.name, quality=args.quality, profile=args.profile,
                             steps=args.steps, lr=args.lr, out_dir=args.out, seed=args.seed,
-                            init_from=args.init)
+                            init_from=args.init, metric=args.metric,
+                            patch_size=args.patch_size)
     try:
         result = train.train(cfg, progress=not args.quiet)
         rank = dist.get_rank() if dist.is_initialized() else 0
@@ -786,6 +789,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start from the weights of a finished run (folder or checkpoint.pt) "
                         "or of an exported weights file (e.g. the shipped "
                         "nctutor/weights/NAME-qQ.pt) of the same model and widths")
+    p.add_argument("--metric", choices=("mse", "ms-ssim"), default="mse",
+                   help="the distortion of the loss (default: %(default)s; λ from its ladder)")
+    p.add_argument("--patch-size", type=int, default=None,
+                   help="training crop size (default: profile's; MS-SSIM needs at least 161)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
@@ -859,8 +866,11 @@ def build_parser() -> argparse.ArgumentParser:
                                               "the record of its chapter's table")
     p.add_argument("--runs", default=None, metavar="DIR",
                    help="folder of the variants' training runs (DIR/NAME-qQ)")
+    p.add_argument("--experiment", choices=("context", "sgdn"), default="context",
+                   help="context: the context models (nctutor.rd.predictor); sgdn: the "
+                        "normalizations (nctutor.rd.normalization) (default: %(default)s)")
     p.add_argument("--variants", nargs="+", default=None, metavar="V",
-                   help="only these variants (default: all of nctutor.rd.predictor.VARIANTS)")
+                   help="only these variants (default: all of the experiment's VARIANTS)")
     p.add_argument("--merge", nargs="+", default=None, metavar="FILE",
                    help="instead: join the records of several runs with --variants into --out")
     p.add_argument("--out", default="predictor-kodak.json", metavar="FILE",
@@ -886,8 +896,9 @@ def cmd_predictor_eval(args: argparse.Namespace) -> int:
     import torch
 
     from . import data, maintain
-    from .rd import predictor
+    from .rd import normalization, predictor
 
+    module = normalization if args.experiment == "sgdn" else predictor
     out = Path(args.out)
     if out.is_dir():
         raise IsADirectoryError(f"--out {out} is a folder")
@@ -910,13 +921,13 @@ def cmd_predictor_eval(args: argparse.Namespace) -> int:
         return 0
     if args.runs is None:
         raise ValueError("give --runs DIR (the variants' training runs) or --merge FILE…")
-    unknown = [v for v in args.variants or [] if v not in predictor.VARIANTS]
+    unknown = [v for v in args.variants or [] if v not in module.VARIANTS]
     if unknown:
         raise ValueError(f"unknown variant {unknown[0]!r}; variants: "
-                         f"{', '.join(predictor.VARIANTS)}")
+                         f"{', '.join(module.VARIANTS)}")
     if not Path(args.runs).is_dir():
         raise FileNotFoundError(f"--runs {args.runs}: no such folder (it holds the runs of "
-                                f"`{predictor.train_command('kwcc2018-hierarchical', 1)}`)")
+                                f"`{module.train_command(list(module.VARIANTS)[-1], 1)}`)")
     saved = torch.get_num_threads()
     if args.threads is not None:
         if args.threads < 1:
@@ -926,21 +937,24 @@ def cmd_predictor_eval(args: argparse.Namespace) -> int:
         images = data.kodak(args.images)
         record = maintain.predictor_experiment(args.runs, out, args.qualities, images, command,
                                                progress=sys.stderr.isatty(),
-                                               variants=args.variants)
+                                               variants=args.variants,
+                                               experiment=args.experiment)
     finally:
         torch.set_num_threads(saved)
     print(f"wrote {out}")
     print(f"{'variant':<24}{'q':>3}{'bpp':>9}{'PSNR dB':>9}{'enc s':>8}{'dec s':>8}")
-    t = predictor.tables(record)
+    t = module.tables(record)
     for v, row in t.items():
         c = row["curve"]
         for i, q in enumerate(c["quality"]):
             print(f"{v:<24}{q:>3}{c['bpp'][i]:>9.4f}{c['psnr'][i]:>9.3f}"
                   f"{c['encoding_time'][i]:>8.2f}{c['decoding_time'][i]:>8.2f}")
     for v, row in t.items():
-        if row["bd_rate"]:
-            print(f"{v}: BD-rate " + ", ".join(f"vs {k} {b:+.2f} %"
-                                               for k, b in row["bd_rate"].items()))
+        bd = row["bd_rate"]
+        if isinstance(bd, float):
+            bd = {normalization.BASELINE: bd}
+        if bd:
+            print(f"{v}: BD-rate " + ", ".join(f"vs {k} {b:+.2f} %" for k, b in bd.items()))
     return 0
 
 

@@ -214,60 +214,80 @@ def latent_finetune(out: str | os.PathLike, qualities=(1, 2, 3, 4), noises=("sca
     return record
 
 
+def _load_finished(run: Path, arch: str, quality: int) -> torch.nn.Module:
+    """The finished training run ``run`` of ``arch`` at ``quality``, exported to fp16 as shipped
+    weights are (``<run>/export``) and loaded from there, so that it is evaluated with the
+    precision it would ship with. A helper of the experiments below; no page calls it."""
+    man = json.loads((run / MANIFEST).read_text())
+    if man["steps"] < man["settings"]["steps"]:
+        raise ValueError(f"{run} has {man['steps']} of its {man['settings']['steps']} steps: "
+                         f"finish it first")
+    return zoo.load_exported(export(run, arch, quality, run / "export"))
+
+
+def _facts(model: torch.nn.Module, run: Path | None) -> dict:
+    """What the manifest of ``model``'s weights says of its training (file, hash, steps,
+    seconds, final figures, start), and the loss curve of its run folder ``run`` when there is
+    one (every 25th step and every validation, rounded). A helper of the experiments below."""
+    src = Path(model.nctutor["source"])
+    man = json.loads(src.with_suffix(".json").read_text())
+    out = {"weights": src.name, "sha256": man.get("sha256"), "steps": man.get("steps"),
+           "seconds": man.get("seconds"), "final": man.get("final"),
+           "init": (man.get("settings") or {}).get("init", {}).get("from")}
+    if run is not None and (run / CHECKPOINT).is_file():
+        history = load_checkpoint(run / CHECKPOINT).get("history", [])
+        out["history"] = [{k: round(v, 5) if isinstance(v, float) else v for k, v in h.items()}
+                          for h in history if h["step"] % 25 == 0 or "val_bpp" in h]
+    return out
+
+
 def predictor_experiment(runs: str | os.PathLike, out: str | os.PathLike,
                          qualities=(1, 2, 3, 4), images=None, command: str = "",
-                         progress: bool = True, variants=None) -> dict:
+                         progress: bool = True, variants=None, experiment: str = "context"
+                         ) -> dict:
     """Evaluate every variant of the code-space predictor's experiment
     (:data:`nctutor.rd.predictor.VARIANTS`) on ``images`` (default: the 24 Kodak images) and
     write the record ``out`` (:func:`nctutor.rd.predictor.run`).
 
     ``shipped`` is the package's ``mbt2018-mean``; every other variant at quality ``Q`` is the
-    package's own weights of its architecture when they exist (``kwcc2018-hierarchical``), else
-    the finished run ``<runs>/<arch>-q<Q>`` (made by :func:`nctutor.rd.predictor.train_command`),
+    package's own weights of its architecture when they exist and are that variant's
+    (``kwcc2018-hierarchical``), else the finished run ``<runs>/<variant>-q<Q>`` (made by
+    :func:`nctutor.rd.predictor.train_command`),
     exported to fp16 as shipped weights are (``<runs>/export``) so that every variant is
     evaluated with the precision it would ship with; a missing run is skipped. ``variants``
     limits the record to some variants (several processes can share the work; join their
-    records with :func:`nctutor.rd.predictor.merge`). A maintainer's
-    job for book section *Predicting codes from their neighbours → How the table is made* (the
-    page reads the stored record).
+    records with :func:`nctutor.rd.predictor.merge`). ``experiment="sgdn"``: the same for the
+    normalizations of :mod:`nctutor.rd.normalization` (all from ``runs``). A maintainer's
+    job for book section *Predicting codes from their neighbours → How the table is made* and
+    *Predicting codes from their neighbours → Which GDN is SGDN?* (the page reads the stored
+    records).
     """
-    from .rd import predictor
+    from .rd import normalization, predictor
 
+    experiments = {"context": predictor, "sgdn": normalization}
+    if experiment not in experiments:
+        raise ValueError(f"experiment must be one of {', '.join(experiments)}, got {experiment!r}")
+    module = experiments[experiment]
     runs = Path(runs)
     models = {}
-    for variant, (arch, _) in predictor.VARIANTS.items():
+    for variant, (arch, _) in module.VARIANTS.items():
         if variants is not None and variant not in variants:
             continue
         for q in qualities:
             shipped_file = WEIGHTS_DIR / f"{arch}-q{q}.pt"
-            if variant == "shipped" or (arch != "mbt2018-mean" and shipped_file.is_file()):
+            run = runs / f"{variant}-q{q}"
+            if variant == "shipped" or (variant == arch != "mbt2018-mean"
+                                        and shipped_file.is_file()):
                 if shipped_file.is_file():
                     models[(variant, q)] = zoo.load_exported(shipped_file)
-            elif (runs / f"{arch}-q{q}" / CHECKPOINT).is_file():
-                man = json.loads((runs / f"{arch}-q{q}" / MANIFEST).read_text())
-                if man["steps"] < man["settings"]["steps"]:
-                    raise ValueError(f"{runs / f'{arch}-q{q}'} has {man['steps']} of its "
-                                     f"{man['settings']['steps']} steps: finish it first")
-                file = export(runs / f"{arch}-q{q}", arch, q, runs / "export")
-                models[(variant, q)] = zoo.load_exported(file)
+            elif (run / CHECKPOINT).is_file():
+                models[(variant, q)] = _load_finished(run, arch, q)
     if not models:
         raise FileNotFoundError(f"no weights found for the experiment in {WEIGHTS_DIR} or {runs}")
-    record = predictor.run(models, images if images is not None else data.kodak(), command,
-                           progress)
-    record["train"]["runs"] = {}  # what each run's manifest says of its training
-    for (variant, q), model in models.items():
-        src = Path(model.nctutor["source"])
-        man = json.loads(src.with_suffix(".json").read_text())
-        record["train"]["runs"][f"{variant}-q{q}"] = {
-            "weights": src.name, "sha256": man.get("sha256"), "steps": man.get("steps"),
-            "seconds": man.get("seconds"), "final": man.get("final"),
-            "init": (man.get("settings") or {}).get("init", {}).get("from")}
-        arch = predictor.VARIANTS[variant][0]
-        ckpt_file = runs / f"{arch}-q{q}" / CHECKPOINT
-        if variant != "shipped" and ckpt_file.is_file():  # the loss curve, every 25th step
-            history = load_checkpoint(ckpt_file).get("history", [])
-            record["train"]["runs"][f"{variant}-q{q}"]["history"] = [
-                {k: round(v, 5) if isinstance(v, float) else v for k, v in h.items()}
-                for h in history if h["step"] % 25 == 0 or "val_bpp" in h]
+    record = module.run(models, images if images is not None else data.kodak(), command,
+                        progress)
+    record["train"]["runs"] = {  # the start has no run folder of this experiment
+        f"{v}-q{q}": _facts(model, None if v == "shipped" else runs / f"{v}-q{q}")
+        for (v, q), model in models.items()}
     atomic_write(out, json.dumps(record, indent=1))
     return record

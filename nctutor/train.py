@@ -66,6 +66,7 @@ class TrainConfig:
     train_split: str = "train"
     init_from: str | None = None
     amp: bool | None = None
+    metric: str = "mse"
 
     def resolved(self) -> dict:
         """Every setting, with the profile's values filled in (stored in the manifest)."""
@@ -82,7 +83,11 @@ class TrainConfig:
                              f"the downsampling factor of {out['model']}")
         if out["amp"] is None:  # the profile's choice, on CUDA only
             out["amp"] = p.amp and config.device(self.device).type == "cuda"
-        out["lmbda"] = codecs.lmbda(self.quality)
+        out["lmbda"] = codecs.lmbda(self.quality, self.metric)
+        if self.metric == "ms-ssim" and out["patch_size"] < MS_SSIM_MIN_PATCH:
+            raise ValueError(f"MS-SSIM training needs patches of at least {MS_SSIM_MIN_PATCH} "
+                             f"pixels (5 scales, an 11-pixel window), got {out['patch_size']}: "
+                             f"pass patch_size=192 (nctutor train --patch-size 192)")
         out["run_dir"] = str(run_dir(self))
         return out
 
@@ -185,14 +190,14 @@ def setup(cfg: TrainConfig) -> Run:
               opt=torch.optim.Adam(main_params, lr=settings["lr"]),
               aux_opt=torch.optim.Adam(aux_params or [torch.zeros(0, requires_grad=True)],
                                        lr=profile.aux_lr),  # none: no entropy bottleneck
-              criterion=RateDistortionLoss(lmbda=settings["lmbda"]))
+              criterion=RateDistortionLoss(lmbda=settings["lmbda"], metric=settings["metric"]))
 
     ckpt_file = Path(settings["run_dir"]) / CHECKPOINT
     if ckpt_file.exists():  # resume
         ckpt = load_checkpoint(ckpt_file, map_location=device)
         stored = ckpt.get("settings", {})
-        mismatch = {k: (stored.get(k), settings[k]) for k in IDENTITY_KEYS
-                    if stored.get(k) != settings[k]}
+        mismatch = {k: (stored.get(k, _BEFORE.get(k)), settings[k]) for k in IDENTITY_KEYS
+                    if stored.get(k, _BEFORE.get(k)) != settings[k]}
         if mismatch:
             raise CheckpointError(
                 f"{ckpt_file} was made for another run (stored vs asked: {mismatch}). "
@@ -240,7 +245,8 @@ def train_one_step(run: Run, x: torch.Tensor) -> dict:
 
     x = x.to(run.device, non_blocking=True)
     run.opt.zero_grad(set_to_none=True)
-    result = run.criterion(run.ddp(x), x)
+    out = run.ddp(x)
+    result = run.criterion(out, x)
     result["loss"].backward()
     torch.nn.utils.clip_grad_norm_(main_params, 1.0)
     run.opt.step()
@@ -256,8 +262,11 @@ def train_one_step(run: Run, x: torch.Tensor) -> dict:
         run.aux_opt.step()
 
     run.step += 1
+    mse = result["mse_loss"] if "mse_loss" in result else torch.mean((out["x_hat"] - x) ** 2)
     record = {"step": run.step, "loss": result["loss"].item(), "bpp": result["bpp_loss"].item(),
-              "psnr": float_psnr(result["mse_loss"].item()), "aux": aux_loss.item()}
+              "psnr": float_psnr(mse.item()), "aux": aux_loss.item()}
+    if "ms_ssim_loss" in result:
+        record["ms_ssim"] = result["ms_ssim_loss"].item()
     every = run.profile.val_every
     if run.val_images is not None and (run.step % every == 0 or run.step == settings["steps"]):
         metrics = validate(net, run.val_images, run.profile.val_crop, run.device,
@@ -309,7 +318,11 @@ def finish(run: Run) -> TrainResult:
 # --------------------------------------------------------------------------- helpers
 
 IDENTITY_KEYS = ("model", "quality", "N", "M", "patch_size", "batch_size", "seed", "train_split",
-                 "init_from")
+                 "init_from", "metric")
+#: What a run stored before a setting existed had: its value then.
+_BEFORE = {"metric": "mse"}
+#: The smallest patch MS-SSIM can be computed on (pytorch-msssim: 5 scales of an 11-pixel window).
+MS_SSIM_MIN_PATCH = 161
 
 
 def _init_distributed(device: str | None) -> tuple[torch.device, int, int]:
@@ -368,7 +381,8 @@ def _manifest(run: Run) -> dict:
 
 
 def run_dir(cfg: TrainConfig) -> Path:
-    """Where a run keeps its checkpoint: ``out_dir``, else ``<cache>/runs/<model>-q<Q>-<profile>``.
+    """Where a run keeps its checkpoint: ``out_dir``, else ``<cache>/runs/<model>-q<Q>-<profile>``
+    (``<model>-ms-ssim-q<Q>-<profile>`` for an MS-SSIM-trained one).
 
     Used by the chapter *How to run this book → Training from the command line* (where a run
     resumes) and by :func:`nctutor.zoo.load`.
@@ -376,7 +390,8 @@ def run_dir(cfg: TrainConfig) -> Path:
     if cfg.out_dir:
         return Path(cfg.out_dir)
     profile = config.get_profile(cfg.profile).name
-    name = f"{codecs.canonical_name(cfg.model)}-q{cfg.quality}-{profile}"
+    metric = "" if cfg.metric == "mse" else f"-{cfg.metric}"
+    name = f"{codecs.canonical_name(cfg.model)}{metric}-q{cfg.quality}-{profile}"
     return config.cache_dir() / "runs" / name
 
 

@@ -226,7 +226,8 @@ def models(profile: str | None = None) -> list[dict]:
     """
     qualities = list(range(1, len(codecs.LAMBDAS) + 1))
     found = []
-    for source, prefix, archs in (("nctutor", "", codecs.IMAGE_MODELS + tuple(codecs.PREDICTORS)),
+    ours = codecs.IMAGE_MODELS + tuple(codecs.PREDICTORS) + tuple(codecs.NORMALIZED)
+    for source, prefix, archs in (("nctutor", "", ours),
                                   ("compressai", COMPRESSAI_PREFIX, COMPRESSAI_MODELS)):
         for arch in archs:
             name = prefix + arch

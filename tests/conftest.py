@@ -11,23 +11,26 @@ def _isolated(monkeypatch, tmp_path_factory):
     monkeypatch.delenv("NCTUTOR_OFFLINE", raising=False)
 
 
-def finished_run(arch: str, quality: int = 3, N: int = 8, M: int = 8, seed: int = 0):
-    """A complete run in the cache, made by hand (an untrained tiny model): what zoo.load finds.
-    Shared by the command-line tests (``from conftest import finished_run``)."""
+def finished_run(arch: str, quality: int = 3, N: int = 8, M: int = 8, seed: int = 0,
+                 out_dir=None, history=()):
+    """A complete run in the cache (or in ``out_dir``), made by hand (an untrained tiny model,
+    the training ``history`` given): what zoo.load finds. Shared by the command-line tests
+    (``from conftest import finished_run``)."""
     import json
 
     import torch
 
     from nctutor import checkpoints, codecs, config, train
 
-    cfg = train.TrainConfig(model=arch, quality=quality)
+    cfg = train.TrainConfig(model=arch, quality=quality, out_dir=out_dir and str(out_dir))
     steps = config.get_profile().steps  # complete: as many steps as the profile asks
     settings = {**cfg.resolved(), "N": N, "M": M, "steps": steps}
     torch.manual_seed(seed)
     net = codecs.create(arch, N=N, M=M)
     run = train.run_dir(cfg)
     run.mkdir(parents=True)
-    torch.save({"settings": settings, "model": net.state_dict(), "step": steps},
+    torch.save({"settings": settings, "model": net.state_dict(), "step": steps,
+                "history": list(history)},
                run / checkpoints.CHECKPOINT)
     (run / checkpoints.MANIFEST).write_text(json.dumps({"steps": steps, "settings": settings}))
     return run

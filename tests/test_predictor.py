@@ -405,6 +405,11 @@ def test_merged_records_give_bd_rates_and_time_ratios(tmp_path, capsys):
     assert hier["bd_rate"]["mbt2018-mean"] < 0 < t["shipped"]["bd_rate"]["mbt2018-mean"]
     assert hier["bd_rate"]["shipped"] < hier["bd_rate"]["mbt2018-mean"]
     assert hier["decode_vs_mbt2018"] == pytest.approx(0.25)
+    grown, extra = tmp_path / "grown.json", tmp_path / "extra.json"  # a record grows by a variant
+    extra.write_text(json.dumps(_part("kwcc2018-checkerboard", 0.1, 1.0)))
+    assert cli.main(["predictor-eval", "--merge", str(out), str(extra), "--out", str(grown)]) == 0
+    assert RP.load_record(grown)["parts"] == [json.loads(f.read_text())["command"]
+                                              for f in [*files, extra]]
     assert cli.main(["predictor-eval", "--merge", str(files[0]), str(files[0]), "--out",
                      str(out)]) == 2  # a variant twice
     assert "in two records" in capsys.readouterr().err

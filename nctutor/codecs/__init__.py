@@ -6,7 +6,9 @@
 - :mod:`nctutor.codecs.exact`: the hyperpriors with ``y`` coded exactly (section *Exact
   Gaussian coding*);
 - :mod:`nctutor.codecs.predictor`: the code-space predictor's context models (chapter
-  *Predicting codes from their neighbours*).
+  *Predicting codes from their neighbours*);
+- :mod:`nctutor.codecs.normalization`: the factorized prior with other forms of GDN (its
+  section *Which GDN is SGDN?*).
 
 The names of :mod:`~nctutor.codecs.image` are also available here (``codecs.create``).
 """
@@ -17,6 +19,9 @@ from .image import (
     COMPRESSAI_PREFIX,
     IMAGE_MODELS,
     LAMBDAS,
+    METRICS,
+    MS_SSIM_LAMBDAS,
+    NORMALIZED,
     PREDICTORS,
     STRIDES,
     WARM_STARTS,
@@ -33,7 +38,8 @@ from .image import (
 )
 
 __all__ = [
-    "ALIASES", "ARCHITECTURES", "COMPRESSAI_PREFIX", "IMAGE_MODELS", "LAMBDAS", "PREDICTORS",
+    "ALIASES", "ARCHITECTURES", "COMPRESSAI_PREFIX", "IMAGE_MODELS", "LAMBDAS", "METRICS",
+    "MS_SSIM_LAMBDAS", "NORMALIZED", "PREDICTORS",
     "STRIDES", "WARM_STARTS",
     "architecture_of", "architecture_of_model", "canonical_name", "create", "crop",
     "latent_shape", "lmbda", "model_fingerprint", "num_streams", "pad",

@@ -30,10 +30,16 @@ from compressai.models import (
 )
 
 from .. import config
+from .normalization import NORMALIZED
 from .predictor import Checkerboard, HierarchicalSpatial, SpatialOnly
 
 #: λ for qualities 1..8: CompressAI's MSE ladder (loss = λ·255²·MSE + bpp).
 LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
+#: λ for qualities 1..8 of MS-SSIM training: CompressAI's MS-SSIM ladder (loss = λ·(1 − MS-SSIM)
+#: + bpp).
+MS_SSIM_LAMBDAS = (2.40, 4.58, 8.73, 16.64, 31.73, 60.50, 115.37, 220.00)
+#: The distortions a codec can be trained for (``nctutor train --metric``).
+METRICS = ("mse", "ms-ssim")
 
 ARCHITECTURES: dict[str, type[torch.nn.Module]] = {
     "bmshj2018-factorized": FactorizedPrior,
@@ -51,8 +57,9 @@ PREDICTORS: dict[str, type[torch.nn.Module]] = {
     "mbt2018": JointAutoregressiveHierarchicalPriors,
 }
 
-#: Every architecture ``create`` makes: those above and the context models.
-_REGISTRY = {**ARCHITECTURES, **PREDICTORS}
+#: Every architecture ``create`` makes: those above, the context models and the factorized prior
+#: with other normalizations (:data:`nctutor.codecs.normalization.NORMALIZED`).
+_REGISTRY = {**ARCHITECTURES, **PREDICTORS, **NORMALIZED}
 
 #: Which shipped architecture each context model may start from (matching weights are copied:
 #: ``nctutor train NAME --init nctutor/weights/mbt2018-mean-qQ.pt``).
@@ -74,7 +81,7 @@ ALIASES = {
 #: Downsampling factor of each architecture: images are padded to a multiple of it (:func:`pad`).
 STRIDES = {"bmshj2018-factorized": 16, "bmshj2018-hyperprior": 64, "mbt2018-mean": 64,
            "kwcc2018-spatial": 16, "kwcc2018-hierarchical": 64, "kwcc2018-checkerboard": 64,
-           "mbt2018": 64}
+           "mbt2018": 64, **dict.fromkeys(NORMALIZED, 16)}
 
 #: The image codecs, in the order the book introduces them (default of ``nctutor bench``).
 IMAGE_MODELS = tuple(ARCHITECTURES)
@@ -97,8 +104,9 @@ def canonical_name(name: str) -> str:
     return key
 
 
-def lmbda(quality: int) -> float:
-    """The rate-distortion trade-off λ of ``quality`` (1..8).
+def lmbda(quality: int, metric: str = "mse") -> float:
+    """The rate-distortion trade-off λ of ``quality`` (1..8) for ``metric`` (``"mse"``, or
+    ``"ms-ssim"``: :data:`MS_SSIM_LAMBDAS`).
 
     Defined in book section *Transform coding with learned priors → The loss and the λ ladder*
     (:data:`LAMBDAS`); used in *Your first learned codec → Training* and in the notebook
@@ -107,7 +115,9 @@ def lmbda(quality: int) -> float:
     """
     if not isinstance(quality, int) or not 1 <= quality <= len(LAMBDAS):
         raise ValueError(f"quality must be an integer in 1..{len(LAMBDAS)}, got {quality!r}")
-    return LAMBDAS[quality - 1]
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    return (LAMBDAS if metric == "mse" else MS_SSIM_LAMBDAS)[quality - 1]
 
 
 def create(name: str, N: int | None = None, M: int | None = None,
@@ -157,7 +167,7 @@ def num_streams(arch: str) -> int:
     Described in book section *Transform coding with learned priors → How CompressAI implements
     them*; a check of the file format of its section *Real bitstreams*; no page calls it.
     """
-    return 1 if arch in ("bmshj2018-factorized", "kwcc2018-spatial") else 2
+    return 1 if arch in ("bmshj2018-factorized", "kwcc2018-spatial", *NORMALIZED) else 2
 
 
 def latent_shape(arch: str, height: int, width: int) -> tuple[int, int]:

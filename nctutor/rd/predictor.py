@@ -31,7 +31,7 @@ from .curves import bd_rate
 from .learned import evaluate_model
 from .references import reference_curve
 
-__all__ = ["VARIANTS", "TRAIN", "RECORD", "train_command", "run", "tables", "bit_map",
+__all__ = ["VARIANTS", "OPTIONS", "TRAIN", "RECORD", "train_command", "run", "tables", "bit_map",
            "load_record", "curve", "merge"]
 
 #: variant → (architecture, label). ``shipped`` is the start of all the others.
@@ -42,7 +42,12 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "kwcc2018-hierarchical": ("kwcc2018-hierarchical", "hierarchical + spatial (Fig. 8)"),
     "kwcc2018-checkerboard": ("kwcc2018-checkerboard", "hierarchical + checkerboard, 2 passes"),
     "mbt2018": ("mbt2018", "Minnen et al.: mean-scale + context model (CompressAI)"),
+    "kwcc2018-hierarchical-ms-ssim": ("kwcc2018-hierarchical",
+                                      "hierarchical + spatial, trained for MS-SSIM"),
 }
+#: ``nctutor train`` options of a variant beyond :data:`TRAIN` (MS-SSIM needs crops of 161
+#: pixels or more).
+OPTIONS = {"kwcc2018-hierarchical-ms-ssim": "--metric ms-ssim --patch-size 192"}
 #: The training budget every variant gets (``nctutor train`` options), from the shipped
 #: ``mbt2018-mean-q<Q>.pt``.
 TRAIN = {"profile": "cpu", "steps": 1500, "lr": 5e-4, "seed": 7}
@@ -52,13 +57,14 @@ RECORD = files("nctutor") / "weights" / "predictor-kodak.json"
 
 def train_command(variant: str, quality: int, out: str = "RUNS") -> str:
     """The ``nctutor train`` command of ``variant`` at ``quality`` (its run folder
-    ``<out>/<arch>-q<Q>``). Defined in book section *Predicting codes from their neighbours →
+    ``<out>/<variant>-q<Q>``). Defined in book section *Predicting codes from their neighbours →
     How the table is made*."""
     arch = VARIANTS[variant][0]
     t = TRAIN
+    extra = f" {OPTIONS[variant]}" if variant in OPTIONS else ""
     return (f"OMP_NUM_THREADS=1 nctutor train {arch} --quality {quality} --profile {t['profile']}"
-            f" --steps {t['steps']} --lr {t['lr']} --seed {t['seed']} --init "
-            f"nctutor/weights/mbt2018-mean-q{quality}.pt --out {out}/{arch}-q{quality}")
+            f" --steps {t['steps']} --lr {t['lr']} --seed {t['seed']}{extra} --init "
+            f"nctutor/weights/mbt2018-mean-q{quality}.pt --out {out}/{variant}-q{quality}")
 
 
 def run(models: Mapping[tuple[str, int], torch.nn.Module], images, command: str = "",
@@ -69,13 +75,22 @@ def run(models: Mapping[tuple[str, int], torch.nn.Module], images, command: str 
     {"label", "arch", "qualities": {q: [per-image records]}}}}``, per image the file's
     ``bytes``, ``bpp``, ``psnr``, ``ms_ssim`` and seconds. Defined in book section
     *Predicting codes from their neighbours → How the table is made*."""
-    out = {"command": command, "train": {"budget": TRAIN, "commands": {
-               f"{v}-q{q}": train_command(v, q) for (v, q) in models if v != "shipped"}},
-           "machine": {"cpus": os.cpu_count(), "threads": torch.get_num_threads(),
+    out = evaluated(models, images, VARIANTS, progress)
+    return {"command": command, "train": {"budget": TRAIN, "commands": {
+                f"{v}-q{q}": train_command(v, q) for (v, q) in models if v != "shipped"}}, **out}
+
+
+def evaluated(models: Mapping[tuple[str, int], torch.nn.Module], images,
+              variants: Mapping[str, tuple[str, str]], progress: bool = True) -> dict:
+    """``{"machine", "variants": {variant: {"label", "arch", "qualities": {q: [per-image
+    records]}}}}``: ``images`` coded with every model of ``models`` (``(variant, quality)`` →
+    a loaded model of the architecture ``variants`` names). The core of :func:`run` and of
+    :func:`nctutor.rd.normalization.run`; no page calls it."""
+    out = {"machine": {"cpus": os.cpu_count(), "threads": torch.get_num_threads(),
                        "machine": platform.machine(), "torch": torch.__version__},
            "variants": {}}
     for (variant, q), model in tqdm(models.items(), desc="variants", disable=not progress):
-        arch, label = VARIANTS[variant]
+        arch, label = variants[variant]
         if codecs.architecture_of_model(model) != arch:
             raise ValueError(f"{variant} needs a {arch}, got {type(model).__name__}")
         point = evaluate_model(model, images, name=f"{variant} q{q}", quality=q)
@@ -88,12 +103,13 @@ def run(models: Mapping[tuple[str, int], torch.nn.Module], images, command: str 
 def merge(records: list[dict], command: str = "") -> dict:
     """One record from the records of several ``predictor-eval --variants … --qualities …``
     processes (each variant and quality from one of them): their variants, qualities and
-    training runs joined, their commands listed.
+    training runs joined, their commands listed (those of the parts of a record that is itself
+    merged, so that a record can grow by a variant).
     Defined in book section *Predicting codes from their neighbours → How the table is made*."""
     if not records:
         raise ValueError("nothing to merge")
     out = {"command": command or "; ".join(r["command"] for r in records),
-           "parts": [r["command"] for r in records],
+           "parts": [p for r in records for p in r.get("parts", [r["command"]])],
            "train": {"budget": records[0]["train"]["budget"], "commands": {}, "runs": {}},
            "machine": records[0]["machine"], "variants": {}}
     for r in records:
