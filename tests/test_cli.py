@@ -244,8 +244,8 @@ def test_models_lists_every_codec_and_where_its_weights_come_from(tmp_path, monk
     listed = json.loads(capsys.readouterr().out)
     assert listed == zoo.models("smoke")
     by_name = {m["name"]: m for m in listed}
-    assert set(by_name) == set(codecs.IMAGE_MODELS) | set(codecs.PREDICTORS) | {
-        codecs.COMPRESSAI_PREFIX + a for a in zoo.COMPRESSAI_MODELS}
+    ours = set(codecs.IMAGE_MODELS) | set(codecs.PREDICTORS) | set(codecs.NORMALIZED)
+    assert set(by_name) == ours | {codecs.COMPRESSAI_PREFIX + a for a in zoo.COMPRESSAI_MODELS}
     for m in listed:
         assert m["kind"] == "image" and m["qualities"] == list(range(1, 9))
         assert [w["quality"] for w in m["weights"]] == m["qualities"]
