@@ -450,6 +450,14 @@ def _bench_header(label: str, rows: list, args: argparse.Namespace, profile: str
             f"{torch.get_num_threads()} threads, median of {args.repeat} after a warm-up")
 
 
+def _command_line(args: argparse.Namespace) -> str:
+    """The command as typed (``main`` keeps its argv), for the records that store it."""
+    import shlex
+
+    argv = getattr(args, "argv", None)
+    return "nctutor " + shlex.join(argv if argv is not None else sys.argv[1:])
+
+
 def _machine() -> dict:
     """What a benchmark's JSON records of the machine and the versions."""
     import torch
@@ -499,7 +507,6 @@ def _bench_against(args: argparse.Namespace) -> int:
     predictor's variants; the last lines give each model's decode time against ``NAME``, the
     mean of the per-image ratios. Run in book section *Predicting codes from their neighbours →
     Decoding time*."""
-    import shlex
 
     import torch
 
@@ -528,8 +535,7 @@ def _bench_against(args: argparse.Namespace) -> int:
     if args.json:
         settings = {k: getattr(args, k) for k in ("model", "against", "quality", "images",
                                                   "crop", "repeat")}
-        argv = getattr(args, "argv", None)
-        command = "nctutor " + shlex.join(argv if argv is not None else sys.argv[1:])
+        command = _command_line(args)
         bench.against_to_json(rows, args.json, {**settings, "model": names, "command": command,
                                                 "profile": profile.name, **_machine()})
         print(f"wrote {args.json}")
@@ -654,7 +660,6 @@ def cmd_latent_eval(args: argparse.Namespace) -> int:
 
 def _latent_eval(args: argparse.Namespace) -> int:
     import json
-    import shlex
 
     import numpy as np
     import torch
@@ -694,8 +699,7 @@ def _latent_eval(args: argparse.Namespace) -> int:
         print(f"resuming {out}")
     models = [(name, q, zoo.load(name, q, args.profile, progress=sys.stderr.isatty(),
                                  train_if_missing=False)) for name, q in pairs]
-    argv = getattr(args, "argv", None)
-    command = "nctutor " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = _command_line(args)
     record = latent.run(out, models, images, args.profile, modes, command)
     print(f"wrote {out}: {len(names)} image{'s' * (len(names) > 1)}, "
           f"{len(pairs)} model{'s' * (len(pairs) > 1)}, {len(modes)} modes, "
@@ -891,7 +895,6 @@ def cmd_predictor_eval(args: argparse.Namespace) -> int:
     the BD-rates against the mean-scale model of the same budget. ``--threads`` holds for the
     run only. Defined in book section *Predicting codes from their neighbours → How the table is
     made*."""
-    import shlex
 
     import torch
 
@@ -902,7 +905,7 @@ def cmd_predictor_eval(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.is_dir():
         raise IsADirectoryError(f"--out {out} is a folder")
-    command = "nctutor " + shlex.join(getattr(args, "argv", None) or sys.argv[1:])
+    command = _command_line(args)
     if args.merge:
         import json
 

@@ -253,7 +253,7 @@ def predictor_experiment(runs: str | os.PathLike, out: str | os.PathLike,
     package's own weights of its architecture when they exist and are that variant's
     (``kwcc2018-hierarchical``), else the finished run ``<runs>/<variant>-q<Q>`` (made by
     :func:`nctutor.rd.predictor.train_command`),
-    exported to fp16 as shipped weights are (``<runs>/export``) so that every variant is
+    exported to fp16 as shipped weights are (``<run>/export``) so that every variant is
     evaluated with the precision it would ship with; a missing run is skipped. ``variants``
     limits the record to some variants (several processes can share the work; join their
     records with :func:`nctutor.rd.predictor.merge`). ``experiment="sgdn"``: the same for the

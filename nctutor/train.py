@@ -195,9 +195,9 @@ def setup(cfg: TrainConfig) -> Run:
     ckpt_file = Path(settings["run_dir"]) / CHECKPOINT
     if ckpt_file.exists():  # resume
         ckpt = load_checkpoint(ckpt_file, map_location=device)
-        stored = ckpt.get("settings", {})
-        mismatch = {k: (stored.get(k, _BEFORE.get(k)), settings[k]) for k in IDENTITY_KEYS
-                    if stored.get(k, _BEFORE.get(k)) != settings[k]}
+        stored = {**_BEFORE, **ckpt.get("settings", {})}
+        mismatch = {k: (stored.get(k), settings[k]) for k in IDENTITY_KEYS
+                    if stored.get(k) != settings[k]}
         if mismatch:
             raise CheckpointError(
                 f"{ckpt_file} was made for another run (stored vs asked: {mismatch}). "
