@@ -93,6 +93,42 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+@dataclass(frozen=True)
+class VideoSizes:
+    """Sizes and schedule of the binary video codec at one profile (the image fields of
+    :class:`Profile` do not fit a group of frames).
+
+    Used by the video trainer (book section *A binary video codec with delta-sigma modulation →
+    Training*); no page calls it. ``N``, ``C``: transform width and binary channels; ``frames``:
+    the group length ``T``; ``patch_size``, ``batch_size``: training crops; ``limit``: frames read
+    from each clip (None: all; ``smoke`` reads a few so tests stay fast); ``val_every``,
+    ``val_crop``: validation on central crops of the validation segments (``smoke``: none, reading
+    them means decoding each clip up to its end).
+    """
+
+    N: int
+    C: int
+    frames: int
+    patch_size: int
+    batch_size: int
+    steps: int
+    lr: float
+    lr_drop: float
+    val_every: int
+    val_crop: int
+    limit: int | None
+
+
+VIDEO_SIZES: dict[str, VideoSizes] = {
+    "smoke": VideoSizes(N=8, C=16, frames=4, patch_size=32, batch_size=2, steps=20, lr=1e-3,
+                        lr_drop=0.8, val_every=0, val_crop=32, limit=12),
+    "cpu": VideoSizes(N=48, C=128, frames=8, patch_size=64, batch_size=8, steps=4500, lr=1e-3,
+                      lr_drop=0.75, val_every=250, val_crop=128, limit=None),
+    "gpu": VideoSizes(N=128, C=256, frames=8, patch_size=256, batch_size=8, steps=200_000,
+                      lr=1e-4, lr_drop=0.9, val_every=2000, val_crop=256, limit=None),
+}
+
+
 def get_profile(name: str | None = None, **overrides) -> Profile:
     """Return the profile ``name`` (default: ``$NCTUTOR_PROFILE``, else ``smoke``).
 

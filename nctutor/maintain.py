@@ -291,3 +291,34 @@ def predictor_experiment(runs: str | os.PathLike, out: str | os.PathLike,
         for (v, q), model in models.items()}
     atomic_write(out, json.dumps(record, indent=1))
     return record
+
+
+def video_experiment(models: dict[str, str | os.PathLike], out: str | os.PathLike,
+                     frames: int | None = None, progress: bool = True) -> dict:
+    """The binary video codec's record: :func:`nctutor.rd.binary_video.run` on the held-out
+    clips for each model (a weights file of :func:`nctutor.videotrain.export`: what the package
+    ships, so that a test can re-measure the record), with each run's settings and training
+    history (:func:`nctutor.videotrain.summary`): the Fig. 2 analog and the RD comparison from
+    one run.
+
+    Written to ``out`` (JSON) by ``nctutor video-eval``; the chapter *A binary video codec with
+    delta-sigma modulation* reads it. A maintainer's tool; no page calls it.
+    """
+    from . import videotrain
+    from .rd import binary_video
+
+    nets, runs = {}, {}
+    for name, source in models.items():
+        net, man = videotrain.load_weights(source)
+        if man["steps"] < man["settings"]["steps"]:
+            raise CheckpointError(f"{source} holds an unfinished run ({man['steps']} of "
+                                  f"{man['settings']['steps']} steps): train it to the end first")
+        nets[name] = net
+        runs[name] = {"settings": man["settings"], "weights": Path(source).name,
+                      "sha256": man["sha256"], "seconds": man["seconds"],
+                      "history": man["history"]}
+    record = binary_video.run(nets, frames=frames, progress=progress)
+    record.update({"runs": runs, "nctutor_version": __version__,
+                   "torch_version": torch.__version__})
+    atomic_write(Path(out), json.dumps(record, indent=1))
+    return record

@@ -23,10 +23,19 @@ from .images import (
     to_uint8,
 )
 from .sources import DataError, cache_root, fetch, files, manifest, path, roots, sha256
-from .video import CLIPS, basketball_pass, video_clip
+from .video import (
+    CLIPS,
+    SPLIT,
+    GroupDataset,
+    basketball_pass,
+    clip_frames,
+    split_frames,
+    video_clip,
+)
 
 __all__ = [
-    "CLIPS", "DataError", "ImageSet", "PatchDataset", "basketball_pass", "bsds500", "cache_root",
-    "center_crop", "clic", "fetch", "files", "kodak", "load_image", "manifest", "path", "roots",
-    "save_image", "sha256", "to_uint8", "video_clip",
+    "CLIPS", "DataError", "GroupDataset", "ImageSet", "PatchDataset", "SPLIT", "basketball_pass",
+    "bsds500", "cache_root", "center_crop", "clic", "clip_frames", "fetch", "files", "kodak",
+    "load_image", "manifest", "path", "roots", "save_image", "sha256", "split_frames",
+    "to_uint8", "video_clip",
 ]
