@@ -7,11 +7,16 @@ coding with learned priors → Real bitstreams*).
     nctutor compress IN OUT.nct [--model mbt2018-mean] [--quality 3] [--coder table] [--profile P]
                      [--quantizer {scalar,hex,oct}] [--latent-shift [--search {secant,brute}]]
     nctutor compress IN… --out-dir DIR [same options]
+    nctutor compress CLIP.mp4|FRAMES/ OUT.nct --model frameconv3d-order1 [--frames N]
+                     [--channels K] [--profile P]
     nctutor decompress IN.nct OUT.png
+    nctutor decompress VIDEO.nct FRAMES/|OUT.mkv
     nctutor decompress IN.nct… --out-dir DIR
     nctutor models [--profile P] [--json]
     nctutor train NAME --quality Q [--profile P] [--steps N] [--lr LR] [--out DIR] [--init RUN]
                   [--metric {mse,ms-ssim}] [--patch-size P]
+    nctutor train VIDEO_NAME [--profile P] [--steps N] [--lr LR] [--out DIR] [--init RUN]
+                  [--patch-size P]
     nctutor eval [--model NAME] [--quality Q …] [--dataset kodak] [--json OUT]
     nctutor bench [--model NAME …] [--images N] [--crop C] [--repeat R] [--per-image] [--json OUT]
     nctutor bench --modes compressai,scalar,hex,oct,shift … [same options]
@@ -20,6 +25,7 @@ coding with learned priors → Real bitstreams*).
     nctutor predictor-eval --runs DIR [--out FILE] [--qualities Q…] [--images N] [--threads N]
                            [--variants V…] [--experiment sgdn];
     nctutor predictor-eval --merge FILE… --out FILE
+    nctutor video-eval [--weights DIR] [--frames N] [--out FILE] [--threads N]
     nctutor bench --against mbt2018 [--model kwcc2018-hierarchical …] [same options]
 
 ``python -m nctutor …`` is the same command. ``train`` works under ``torchrun`` (PyTorch DDP)
@@ -41,6 +47,17 @@ wraps ``bmshj2018-factorized`` and ``mbt2018-mean`` only. The file records the c
 quantizer and the shift's steps, so ``decompress`` needs no option. ``bench --modes`` times the
 modes of :data:`LATENT_MODES` against rounding and CompressAI; ``latent-eval`` writes the record
 of :mod:`nctutor.rd.latent`, from which the book's tables are made.
+
+*Videos* (the binary video codec, :mod:`nctutor.codecs.video`: the models of
+:data:`VIDEO_MODELS`). ``compress --model frameconv3d-order1`` reads a video file (anything ffmpeg
+reads, through imageio-ffmpeg) or a folder of PNG frames (sorted by name, all of one size) and
+codes it in groups of the model's training length ``T``, one group in memory at a time; the
+first ``--frames`` frames only if asked, ``--channels K`` binary channels of the model's ``C``
+(the rate; default ``C/4``). ``decompress`` of a video file writes a folder of PNG frames
+(``frame_0001.png``…; created, or an empty one) or, for an output ending in ``.mkv``, a lossless
+FFV1 video; with ``--out-dir``, the folder ``DIR/NAME``. The groups are decoded on one thread
+(:func:`nctutor.container.decode_video`), so the frames are bit-exact whatever the thread count.
+``train NAME`` of a video model runs :func:`nctutor.videotrain.train` (no ``--quality``).
 
 *Weights.* ``compress``, ``eval`` and ``bench`` never hand out a codec trained by surprise: they use
 the weights :func:`nctutor.zoo.locate` finds (for ``--profile P`` or ``$NCTUTOR_PROFILE``, that
@@ -86,6 +103,15 @@ LATENT_MODES = ("compressai", "scalar", "hex", "oct", "shift", "shift-brute", "h
 
 #: The codecs and qualities ``latent-eval`` measures by default: the shipped ``cpu`` weights.
 LATENT_MODELS = ("mbt2018-mean:1,2,3,4", "bmshj2018-factorized:1,3")
+
+#: The binary video codecs (:data:`nctutor.codecs.video.MODELS`), repeated here so that
+#: ``nctutor --help`` imports no torch (tests/test_video_cli.py checks that the two agree).
+VIDEO_MODELS = ("frameconv3d-order0", "frameconv3d-order1", "frameconv3d-order2")
+
+#: Suffixes of video files: a video ``.nct`` is not decompressed to one of these but ``.mkv``
+#: (lossless FFV1), and ``compress`` of a video does not overwrite one.
+VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".webm", ".y4m", ".yuv", ".m4v",
+                            ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".ogv"})
 
 #: Suffixes ``compress`` refuses for its output file (it would overwrite an image with bytes).
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp",
@@ -232,6 +258,14 @@ def cmd_compress(args: argparse.Namespace) -> int:
     from . import codecs, container, data, zoo
     from .files import atomic_write
 
+    if args.model in VIDEO_MODELS:
+        return _compress_video(args)
+    for option in ("frames", "channels"):
+        if getattr(args, option) is not None:
+            raise ValueError(f"--{option} is for the video models ({', '.join(VIDEO_MODELS)}), "
+                             f"not {args.model}")
+    if args.quality is None:
+        args.quality = 3
     pairs = _pairs(args.files, args.out_dir, ".nct")
     coder = _coder(args)
     search = args.search or "secant"
@@ -279,6 +313,223 @@ def cmd_compress(args: argparse.Namespace) -> int:
     return EXIT_USAGE if failed else 0
 
 
+# ----------------------------------------------------------------------------- video
+def _video_input(src: Path, limit: int | None):
+    """The frames of ``src`` (a video file, or a folder of PNG frames), at most ``limit``: an
+    iterator of ``(3, H, W)`` tensors in [0, 1], read one at a time, and a function that
+    releases the reader. A folder's frames are its ``*.png`` files sorted by name, whose sizes
+    are checked (from their headers) before any frame is read."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from . import data
+    from .errors import DataError
+
+    if src.is_dir():
+        files = sorted(f for f in src.iterdir() if f.is_file() and f.suffix.lower() == ".png")
+        if not files:
+            raise FileNotFoundError(f"{src} holds no PNG frames (*.png): give a video file or a "
+                                    f"folder of PNG frames")
+        files = files[:limit]
+        sizes = {}
+        for f in files:
+            try:
+                with Image.open(f) as im:
+                    sizes[f] = im.size
+            except (OSError, ValueError) as e:
+                raise DataError(f"cannot read the frame {f}: {e}") from e
+            if sizes[f] != sizes[files[0]]:
+                (w, h), (w0, h0) = sizes[f], sizes[files[0]]
+                raise ValueError(f"the frames of {src} must all have the same size: {f.name} is "
+                                 f"{w}×{h}, {files[0].name} {w0}×{h0}")
+        return (data.load_image(f) for f in files), lambda: None
+    if not src.is_file():
+        raise FileNotFoundError(f"input {src} does not exist")
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(src), pix_fmt="rgb24")
+    try:
+        meta = next(reader)
+    except (OSError, RuntimeError, StopIteration) as e:
+        reader.close()
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"cannot read the video {src}: ffmpeg could not decode it "
+                        f"({first})") from None
+    width, height = meta["size"]
+
+    def frames():
+        for i, raw in enumerate(reader):
+            if limit is not None and i >= limit:
+                break
+            rgb = np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3)
+            yield torch.from_numpy(rgb.copy()).permute(2, 0, 1).float().div_(255.0)
+
+    return frames(), reader.close
+
+
+def _video_profile(args: argparse.Namespace) -> tuple[str | None, bool]:
+    """The profile a video model is looked for at, and whether it may be trained: the rule of
+    the image codecs (see the module docstring)."""
+    from . import config
+
+    if args.profile:
+        return config.get_profile(args.profile).name, True
+    return os.environ.get(config.PROFILE_ENV) or None, False
+
+
+def _compress_video(args: argparse.Namespace) -> int:
+    """``nctutor compress --model frameconv3d-…``: video files or folders of PNG frames →
+    ``.nct`` video files (:func:`nctutor.container.encode_video`), streamed group by group;
+    prints frames, bytes, bpp and seconds of each."""
+    from . import container, zoo
+    from .files import atomic_write
+
+    refused = [o for o, given in (("--quality", args.quality is not None),
+                                  ("--coder", args.coder is not None),
+                                  ("--quantizer", args.quantizer != "scalar"),
+                                  ("--latent-shift", args.latent_shift),
+                                  ("--search", args.search is not None)) if given]
+    if refused:
+        raise ValueError(f"{refused[0]} is for the image codecs; the video model {args.model} "
+                         f"sets its rate with --channels K")
+    if args.frames is not None and args.frames < 1:
+        raise ValueError("--frames must be at least 1")
+    pairs = _pairs(args.files, args.out_dir, ".nct")
+    model, failed = None, 0
+    for src, dst in pairs:
+        try:
+            if dst.suffix.lower() in VIDEO_SUFFIXES:
+                raise ValueError(f"the output {dst} is named like a video, not an .nct file")
+            frames, close = _video_input(src, args.frames)
+        except USER_ERRORS as e:
+            failed += _report(e)
+            continue
+        try:
+            if model is None:  # once, for every file; its errors end the command
+                profile, may_train = _video_profile(args)
+                try:
+                    model = zoo.video_model(args.model, profile, train_if_missing=may_train)
+                except ZooError as e:
+                    raise ZooError(f"{e} Or give --profile smoke to train a small one on the "
+                                   f"spot (seconds; barely trained, for trying things "
+                                   f"out).") from None
+                info = model.nctutor
+            channels = args.channels if args.channels is not None else model.C // 4
+            try:
+                if not 1 <= channels <= model.C:
+                    raise ValueError(f"--channels must be in 1..{model.C} ({args.model} "
+                                     f"[{info['profile']}] has C={model.C} binary channels)")
+                tic = time.perf_counter()
+                blob = container.encode_video(model, frames, info["name"], info["profile"],
+                                              channels, info["frames"])
+                seconds = time.perf_counter() - tic
+                atomic_write(dst, blob)
+            except USER_ERRORS as e:
+                failed += _report(e)
+                continue
+        finally:
+            close()
+        h = container.read_header(blob)
+        print(f"{dst}: {h.frames} frames, {h.width}×{h.height}, {len(blob)} bytes, "
+              f"{8 * len(blob) / (h.frames * h.height * h.width):.4f} bpp, {info['name']} "
+              f"[{info['profile']}], {channels} of {model.C} channels, groups of {h.group}, "
+              f"{seconds:.2f} s")
+    return EXIT_USAGE if failed else 0
+
+
+def _write_frames(folder: Path, groups, count: int) -> None:
+    """Write the decoded ``groups`` as ``folder/frame_0001.png``…: into a hidden folder beside
+    it, renamed to ``folder`` once every frame is written (nothing is left on an error)."""
+    import shutil
+    import tempfile
+
+    from . import data
+
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"{folder} is a file: a video decodes to a folder of PNG frames "
+                              f"(created) or to a .mkv file")
+    if folder.is_dir() and any(folder.iterdir()):
+        raise FileExistsError(f"the folder {folder} is not empty: give a new or an empty one")
+    if not folder.parent.is_dir():
+        raise FileNotFoundError(f"the folder {folder.parent} does not exist")
+    digits = max(4, len(str(count)))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
+    try:
+        index = 0
+        for group in groups:
+            for x in group:
+                index += 1
+                data.save_image(x, tmp / f"frame_{index:0{digits}d}.png", format="PNG")
+        if folder.is_dir():
+            folder.rmdir()
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _write_mkv(file: Path, groups, width: int, height: int) -> None:
+    """Write the decoded ``groups`` as a lossless FFV1 video (8-bit RGB, at 25 frames a second:
+    the ``.nct`` file does not keep a rate), through a hidden file renamed at the end."""
+    import imageio_ffmpeg
+
+    from . import data
+
+    if file.is_dir():
+        raise IsADirectoryError(f"{file} is a folder, not a .mkv file")
+    if not file.parent.is_dir():
+        raise FileNotFoundError(f"the folder {file.parent} does not exist")
+    tmp = file.with_name(f".{file.stem}.{os.getpid()}.partial.mkv")
+    writer = imageio_ffmpeg.write_frames(str(tmp), (width, height), pix_fmt_in="rgb24",
+                                         pix_fmt_out="bgr0", codec="ffv1", fps=25, quality=None,
+                                         macro_block_size=1, ffmpeg_log_level="error")
+    try:
+        writer.send(None)
+        for group in groups:
+            for frame in data.to_uint8(group).permute(0, 2, 3, 1).numpy():
+                writer.send(frame.tobytes())
+        writer.close()
+        os.replace(tmp, file)
+    except BaseException:
+        writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _decompress_video(blob: bytes, header, dst: Path, memo: dict) -> None:
+    """Decode a video ``.nct`` (its header read) into the folder or ``.mkv`` file ``dst`` with
+    the model its header names (loaded once per model and profile, never trained); prints the
+    summary."""
+    from . import container, zoo
+
+    suffix = dst.suffix.lower()
+    if suffix != ".mkv" and (suffix in VIDEO_SUFFIXES or suffix in IMAGE_SUFFIXES):
+        raise ValueError(f"{dst}: a video decodes to a folder of PNG frames or to a lossless "
+                         f".mkv file, not a {suffix} file")
+    key = ("video", header.model, header.profile)
+    if key not in memo:
+        try:
+            memo[key] = zoo.video_model(header.model, header.profile or None,
+                                        train_if_missing=False)
+        except ZooError as e:
+            memo[key] = ZooError(f"written by {header.model} [{header.profile or 'n/a'}], whose "
+                                 f"weights are not here: {e}")
+    if isinstance(memo[key], Exception):
+        raise memo[key]
+    tic = time.perf_counter()
+    groups = container.decode_video(blob, memo[key])
+    if suffix == ".mkv":
+        _write_mkv(dst, groups, header.width, header.height)
+    else:
+        _write_frames(dst, groups, header.frames)
+    seconds = time.perf_counter() - tic
+    print(f"{dst}: {header.frames} frames, {header.width}×{header.height}, {header.model} "
+          f"[{header.profile or 'n/a'}], {header.channels} of {header.C} channels, {len(blob)} "
+          f"bytes, {8 * len(blob) / (header.frames * header.height * header.width):.4f} bpp, "
+          f"{seconds:.2f} s")
+
+
 def _decoder(header, memo: dict):
     """The model that decodes a file with this header, loaded once per (model, quality, profile)
     and, for ``exact`` files, converted once to its twin; ``memo`` keeps models and the errors
@@ -307,7 +558,8 @@ def _decoder(header, memo: dict):
 
 def cmd_decompress(args: argparse.Namespace) -> int:
     """``nctutor decompress``: ``.nct`` files → 8-bit PNGs, each with the model named in its
-    header (loaded once per model, never trained). The file format is that of book section
+    header (loaded once per model, never trained); a video file → a folder of PNG frames or a
+    lossless ``.mkv`` (:func:`_decompress_video`). The file format is that of book section
     *Transform coding with learned priors → Real bitstreams*; no page runs the command."""
     from . import container, data
     from .files import atomic_write
@@ -319,6 +571,13 @@ def cmd_decompress(args: argparse.Namespace) -> int:
             _check_input(src, "an .nct file")
             blob = src.read_bytes()
             header = container.read_header(blob)
+            if header.kind == "video":
+                try:
+                    _decompress_video(blob, header, dst.with_suffix("") if args.out_dir else dst,
+                                      memo)
+                except ZooError as e:
+                    raise ZooError(f"{src}: {e}") from None
+                continue
             try:
                 model = _decoder(header, memo)
             except ZooError as e:
@@ -365,11 +624,18 @@ def cmd_models(args: argparse.Namespace) -> int:
         return 0
     width = max(len(m["name"]) for m in found)
     for m in found:
-        print(f"{m['name']:<{width}}  {m['kind']}  {_qualities(m['weights'])}")
-    commands = [w["command"] for m in found for w in m["weights"] if "command" in w]
-    if commands:
-        print(f"needs training: `nctutor train NAME --quality Q --profile P` makes them, e.g. "
-              f"`{commands[0]}`")
+        if m["kind"] == "video":
+            w = m["weights"][0]
+            print(f"{m['name']:<{width}}  {m['kind']}  {w['from']} [{w['profile']}]")
+        else:
+            print(f"{m['name']:<{width}}  {m['kind']}  {_qualities(m['weights'])}")
+    for kind, usage in (("image", "nctutor train NAME --quality Q --profile P"),
+                        ("video", "nctutor train NAME --profile P")):
+        commands = [w["command"] for m in found if m["kind"] == kind for w in m["weights"]
+                    if "command" in w]
+        if commands:
+            print(f"needs training: `{usage}` makes them, e.g. `{commands[0]}`"
+                  + (" (video codecs)" if kind == "video" else ""))
     return 0
 
 
@@ -377,6 +643,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     """``nctutor train``: :func:`nctutor.train.train` with the given settings (DDP under
     ``torchrun``); prints the run folder and the final loss, bpp and PSNR. Defined in book section
     *How to run this book → Training from the command line*."""
+    if args.name in VIDEO_MODELS:
+        return _train_video(args)
+    if args.quality is None:
+        args.parser.error("the following arguments are required: --quality")
     import torch.distributed as dist
 
     from . import train
@@ -397,6 +667,30 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"{m['settings']['run_dir']}: {m['settings']['model']} q{args.quality} "
               f"[{m['settings']['profile']}], {m['steps']} steps in {m['seconds']} s, "
               f"loss {final['loss']:.4f}, bpp {final['bpp']:.4f}, PSNR {final['psnr']:.2f} dB")
+    return 0
+
+
+def _train_video(args: argparse.Namespace) -> int:
+    """``nctutor train`` of a video model: :func:`nctutor.videotrain.train` with the options that
+    apply (no quality, no metric: the codec's rate is its number of kept channels, its loss the
+    MSE); prints the run folder, the final loss and PSNR, and the validation PSNR at each rate."""
+    from . import videotrain
+
+    if args.quality is not None:
+        raise ValueError(f"--quality: the video model {args.name} has none (its rate is the "
+                         f"number of kept channels: `nctutor compress --channels K`)")
+    if args.metric != "mse":
+        raise ValueError(f"--metric {args.metric}: the video models train on the MSE only")
+    cfg = videotrain.VideoTrainConfig(model=args.name, profile=args.profile, steps=args.steps,
+                                      lr=args.lr, out_dir=args.out, seed=args.seed,
+                                      init_from=args.init, patch_size=args.patch_size)
+    m = videotrain.train(cfg, progress=not args.quiet)["manifest"]
+    final = {k: m.get("final", {}).get(k, float("nan")) for k in ("loss", "psnr")}
+    val = m.get("final", {}).get("val_psnr") or {}
+    print(f"{m['settings']['run_dir']}: {args.name} [{m['settings']['profile']}], {m['steps']} "
+          f"steps in {m['seconds']} s, loss {final['loss']:.5f}, PSNR {final['psnr']:.2f} dB"
+          + (", validation PSNR " + ", ".join(f"K={k}: {v:.2f} dB" for k, v in val.items())
+             if val else ""))
     return 0
 
 
@@ -729,17 +1023,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nctutor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("compress", help="compress images into .nct files")
+    p = sub.add_parser("compress", help="compress images (or videos) into .nct files")
     p.add_argument("files", nargs="+", metavar="FILE",
                    help="IN OUT: an image file (PNG, JPEG, …) and the .nct file to write; with "
-                        "--out-dir, any number of image files")
+                        "--out-dir, any number of image files. For a video model, IN is a video "
+                        "file or a folder of PNG frames")
     p.add_argument("--out-dir", default=None, metavar="DIR",
                    help="write DIR/NAME.nct for each image NAME.png given (the folder must exist)")
     p.add_argument("--model", default="mbt2018-mean",
-                   help="codec name, or compressai:NAME for CompressAI's pretrained models "
-                        "(default: %(default)s; `nctutor models` lists them)")
-    p.add_argument("--quality", type=int, default=3, choices=range(1, 9), metavar="Q",
-                   help="quality 1..8 (default: %(default)s)")
+                   help="codec name, or compressai:NAME for CompressAI's pretrained models, or a "
+                        "video model (" + ", ".join(VIDEO_MODELS) + ") (default: %(default)s; "
+                        "`nctutor models` lists them)")
+    p.add_argument("--quality", type=int, default=None, choices=range(1, 9), metavar="Q",
+                   help="quality 1..8 of an image codec (default: 3)")
+    p.add_argument("--frames", type=int, default=None, metavar="N",
+                   help="video models: code the first N frames only (default: all)")
+    p.add_argument("--channels", type=int, default=None, metavar="K",
+                   help="video models: binary channels kept, the rate (1..C; default: C/4 of the "
+                        "model, 32 of the cpu profile's 128)")
     p.add_argument("--coder", choices=("table", "exact", "lattice"), default=None,
                    help="entropy coder of y: CompressAI's tables, one exact Gaussian per "
                         "symbol (hyperpriors only), or the lattice coder's cell tables "
@@ -762,12 +1063,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "weights; missing ones are refused)")
     p.set_defaults(func=cmd_compress)
 
-    p = sub.add_parser("decompress", help="decompress .nct files into PNGs")
+    p = sub.add_parser("decompress", help="decompress .nct files into PNGs (a video: PNG "
+                                          "frames or a lossless .mkv)")
     p.add_argument("files", nargs="+", metavar="FILE",
-                   help="IN OUT: the .nct file and the PNG to write; with --out-dir, any number "
-                        "of .nct files")
+                   help="IN OUT: the .nct file and the PNG to write (a video: a folder for its "
+                        "PNG frames, created, or a .mkv file); with --out-dir, any number of "
+                        ".nct files")
     p.add_argument("--out-dir", default=None, metavar="DIR",
-                   help="write DIR/NAME.png for each NAME.nct given (the folder must exist)")
+                   help="write DIR/NAME.png for each NAME.nct given, DIR/NAME/ for a video (the "
+                        "folder must exist)")
     p.set_defaults(func=cmd_decompress)
 
     p = sub.add_parser("models", help="list the codecs and where their weights come from")
@@ -779,9 +1083,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("train", help="train a codec (DDP under torchrun)")
-    p.add_argument("name", help="codec name, e.g. mbt2018-mean")
-    p.add_argument("--quality", type=int, required=True, choices=range(1, 9), metavar="Q",
-                   help="quality 1..8")
+    p.add_argument("name", help="codec name, e.g. mbt2018-mean, or a video model ("
+                   + ", ".join(VIDEO_MODELS) + ")")
+    p.add_argument("--quality", type=int, default=None, choices=range(1, 9), metavar="Q",
+                   help="quality 1..8 (required for an image codec; none for a video model)")
     p.add_argument("--profile", default=None, help="smoke, cpu or gpu (default: $NCTUTOR_PROFILE)")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: profile's)")
     p.add_argument("--lr", type=float, default=None,
@@ -798,7 +1103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patch-size", type=int, default=None,
                    help="training crop size (default: profile's; MS-SSIM needs at least 161)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, parser=p)
 
     p = sub.add_parser("eval", help="rate-distortion evaluation with real bitstreams")
     p.add_argument("--model", default="mbt2018-mean",
@@ -886,7 +1191,66 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads (default: torch's; the shipped record used 1)")
     p.set_defaults(func=cmd_predictor_eval)
+
+    p = sub.add_parser("video-eval", help="the binary video codec's three orders against x264 "
+                                          "and x265 on the held-out clips: its chapter's record")
+    p.add_argument("--weights", default=None, metavar="DIR",
+                   help="folder of the exported weights NAME.pt + NAME.json of the three orders "
+                        "(default: the package's nctutor/weights)")
+    p.add_argument("--frames", type=int, default=None, metavar="N",
+                   help="the first N frames of each clip (default: all, cut to whole groups)")
+    p.add_argument("--out", default="binary-video-eval.json", metavar="FILE",
+                   help="the record to write (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: torch's; decoding always runs on one)")
+    p.set_defaults(func=cmd_video_eval)
     return parser
+
+
+def cmd_video_eval(args: argparse.Namespace) -> int:
+    """``nctutor video-eval``: :func:`nctutor.maintain.video_experiment` on the three orders'
+    exported weights; prints each curve and the BD-rates against x264 and x265. Defined in book
+    section *A binary video codec with delta-sigma modulation → Against H.264 and H.265*."""
+    import torch
+
+    from . import maintain
+    from .checkpoints import WEIGHTS_DIR
+    from .rd import binary_video
+
+    out = Path(args.out)
+    if out.is_dir():
+        raise IsADirectoryError(f"--out {out} is a folder")
+    if args.frames is not None and args.frames < 1:
+        raise ValueError("--frames must be at least 1")
+    folder = Path(args.weights) if args.weights else WEIGHTS_DIR
+    files = {name: folder / f"{name}.pt" for name in VIDEO_MODELS}
+    for name, file in files.items():
+        if not file.is_file():
+            raise FileNotFoundError(f"{file}: no weights of {name}; train them (`nctutor train "
+                                    f"{name} --profile cpu --seed 7`) and export the run "
+                                    f"(nctutor.videotrain.export)")
+    saved = torch.get_num_threads()
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError("--threads must be at least 1")
+        torch.set_num_threads(args.threads)
+    try:
+        record = maintain.video_experiment(files, out, args.frames, _command_line(args),
+                                           progress=sys.stderr.isatty())
+    finally:
+        torch.set_num_threads(saved)
+    print(f"wrote {out}")
+    for clip, entry in record["clips"].items():
+        print(f"{clip} ({entry['frames']} frames)")
+        for name, curve in entry["curves"].items():
+            points = ", ".join(f"{r['bpp']:.4f} bpp {r['psnr_rgb']:.2f} dB"
+                               for r in curve["records"])
+            print(f"  {name:<20}{points}")
+    for clip, rows in binary_video.tables(record).items():
+        for name, row in rows.items():
+            print(f"{clip} {name}: BD-rate " + ", ".join(
+                f"vs {a} {'n/a' if v is None else f'{v:+.1f} %'}" for a, v in row.items()))
+    return 0
 
 
 def cmd_predictor_eval(args: argparse.Namespace) -> int:

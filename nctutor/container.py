@@ -10,7 +10,7 @@ Layout of format version 2, written by this nctutor (all integers big-endian)::
     offset  size  field
     0       4     magic b"NCT1" (the same in every version; the next byte is the version)
     4       1     format version (2)
-    5       1     kind: 0 image (1 pframe, 2 video: reserved)
+    5       1     kind: 0 image, 2 video (layout below; 1 pframe: reserved)
     6       1     coder of y: 0 table, 1 exact, 2 lattice (see below)
     7       1     quantizer: 0 scalar rounding, 1 hex (A2), 2 oct (A3*)
     8       1     padding mode (0: replicate, bottom and right)
@@ -29,8 +29,8 @@ Layout of format version 2, written by this nctutor (all integers big-endian)::
 
 *Kind* says what the streams hold and in which order: for an image, those of ``compress()``
 (``[y]`` or ``[y, z]``, ``n`` fixed by the model). The stream table holds any number of streams,
-so that the reserved kinds (a P-frame; a group of video frames, several streams per frame) can
-use the same layout. *Coder* says how ``y`` is entropy-coded: ``table`` is CompressAI's rANS
+so that the other kinds (a video, one stream per group of frames; a P-frame, reserved) can use
+the same layout. *Coder* says how ``y`` is entropy-coded: ``table`` is CompressAI's rANS
 with its precomputed CDF tables (``GaussianConditional``, or ``EntropyBottleneck`` for the
 factorized prior), what the CompressAI classes write; ``exact`` is
 :func:`nctutor.entropy.gaussian.encode_gaussian`, one quantized Gaussian per symbol, written by
@@ -54,6 +54,34 @@ proves the bytes are the ones the encoder wrote, but ANS decoding with scales th
 bit from the encoder's (``h_s`` run on another machine, or by a GPU's nondeterministic
 convolution) silently yields other symbols, and only a check of the decoded symbols sees that.
 
+*Kind 2, a video* (version 2; written by :func:`encode_video` for the binary video codec
+:mod:`nctutor.codecs.video`) has its own fields after the kind byte, then the same names,
+stream table, CRC and payload::
+
+    offset  size  field
+    0       4     magic b"NCT1"
+    4       1     format version (2)
+    5       1     kind (2: video)
+    6       1     order of the modulator across frames (0, 1, 2: the model's, see MODELS)
+    7       1     padding mode (0: replicate, bottom and right)
+    8       2+2   channel widths N, C of the model
+    12      2     kept channels K (1..C): the rate
+    14      2     group length T (1..MAX_GROUP): frames coded together
+    16      4     number of frames F (1..MAX_FRAMES)
+    20      4+4   frame height H, width W
+    28      4     fingerprint: :func:`nctutor.codecs.video.fingerprint` (CRC32 of g_s's weights)
+    32      1+1   lengths of the model name and profile name (ASCII, at most 48 each)
+    34      …     model name, profile name
+    …       4     number of streams n = ceil(F / T)
+    …       4·n   stream lengths
+    …       4     CRC32 of every header byte before it and of the payload
+    …       …     payload: one stream of :mod:`nctutor.entropy.binary` per group, in order
+
+Group ``g`` holds frames ``g·T`` to ``min((g+1)·T, F) - 1`` (the last group may be shorter); its
+bits have the shape ``(frames, K, ceil(H/16), ceil(W/16))`` and decode alone, so a decoder holds
+one group at a time. The latent size is not stored: ``H``, ``W`` imply it. Every group is at most
+:data:`MAX_PIXELS` pixels in all (``T·H·W``), which bounds the decoder's memory like an image's.
+
 Version 1 (``.nct`` files written before the coders were named in the header, e.g. by the first
 shipped weights) is still read, as ``kind`` image, ``coder`` table, ``quantizer`` scalar. Its
 layout::
@@ -72,7 +100,10 @@ lengths add up to exactly the bytes that follow, and the CRC — then every fiel
 kind, coder and quantizer are known (else: written by a newer nctutor), that the latent shape is
 the one H, W and the model imply; all before the model or any tensor is touched. A file that
 claims more than :data:`MAX_SIDE` pixels a side or :data:`MAX_PIXELS` in all is refused (the
-encoder refuses to write one). Everything wrong with a file raises :class:`BitstreamError`.
+encoder refuses to write one); a video also more than :data:`MAX_GROUP` frames a group,
+:data:`MAX_FRAMES` frames in all, or another number of streams than its groups. An unknown kind
+is refused right after the version (its layout is unknown). Everything wrong with a file raises
+:class:`BitstreamError`.
 
 Memory: the whole image goes through the model at once (no tiling); peak memory grows like
 N·H·W. For the 2048×1363 CLIC photo with the smoke-size mean-scale model (N=16, M=24) on CPU,
@@ -85,16 +116,20 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 
 import torch
 
-from . import codecs
+from . import codecs, config
 from .codecs import architecture_of, latent_shape, model_fingerprint, num_streams
 from .codecs.exact import EXACT_CLASSES, exact, has_exact_coder
 from .codecs.latent import MAIN_STEPS, SIDE_STEPS, LatentCodec, has_latent_codec
+from .codecs.video import MODELS as VIDEO_MODELS
+from .codecs.video import STRIDE as VIDEO_STRIDE
+from .codecs.video import BinaryVideoCodec
+from .codecs.video import fingerprint as video_fingerprint
 from .errors import BitstreamError
 
 MAGIC = b"NCT1"
@@ -103,10 +138,14 @@ PAD_REPLICATE = 0
 MAX_SIDE = 16384
 MAX_PIXELS = 50_000_000
 MAX_NAME = 48
+#: Most frames in a group (``T``) and in a file (``F``) of a video.
+MAX_GROUP = 64
+MAX_FRAMES = 100_000
 
 #: The codes of the header's enumerated fields: the name at index ``code``. Codes beyond these
-#: tuples are reserved (kind 1 pframe, 2 video; quantizers for the lattices).
-KINDS = ("image",)
+#: tuples are reserved (quantizers for the lattices), and so is kind 1 (pframe): this nctutor
+#: reads kinds 0 (image) and 2 (video) only.
+KINDS = ("image", "pframe", "video")
 CODERS = ("table", "exact", "lattice")
 QUANTIZERS = ("scalar", "hex", "oct")
 
@@ -114,6 +153,7 @@ _FIXED = struct.Struct(">4sBBBBBBIIHHHHIBB")  # version 2: everything up to the 
 _FIXED_V3 = struct.Struct(">4sBBBBBBBIIHHHHIBB")  # version 3: the same with the shift steps
 _FIXED_V1 = struct.Struct(">4sBBBBIIHHHHIBB")  # version 1: the same without kind/coder/quantizer
 _U32 = struct.Struct(">I")
+_VIDEO = struct.Struct(">4sBBBBHHHHIIIIBB")  # kind 2 (video): everything up to the two names
 
 
 @dataclass(frozen=True)
@@ -172,6 +212,65 @@ class Header:
         return sum(self.lengths)
 
 
+@dataclass(frozen=True)
+class VideoHeader:
+    """The parsed header of a video ``.nct`` file (kind 2; the layout in the module docstring).
+
+    Attributes:
+        version: format version (2).
+        kind: ``"video"``.
+        model: model name, one of :data:`nctutor.codecs.video.MODELS`.
+        profile: profile the model was made with.
+        order: the modulator's order across frames (0, 1 or 2).
+        padding: padding mode (0: replicate at the bottom and right).
+        N, C: channel widths of the model.
+        channels: kept channels ``K`` (the rate).
+        group: group length ``T``.
+        frames: number of frames ``F``.
+        height, width: size of the frames.
+        fingerprint: :func:`nctutor.codecs.video.fingerprint` of the encoder's model.
+        lengths: byte length of each group's stream.
+        header_size: bytes before the payload.
+
+    Used by the binary video codec's command line; no page calls it yet.
+    """
+
+    version: int
+    kind: str
+    model: str
+    profile: str
+    order: int
+    padding: int
+    N: int
+    C: int
+    channels: int
+    group: int
+    frames: int
+    height: int
+    width: int
+    fingerprint: int
+    lengths: tuple[int, ...]
+    header_size: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """The latent size ``(h, w)`` of every frame: ``H`` and ``W`` over the stride, rounded
+        up (the frames are padded)."""
+        return -(-self.height // VIDEO_STRIDE), -(-self.width // VIDEO_STRIDE)
+
+    @property
+    def group_sizes(self) -> list[int]:
+        """The number of frames of each group: ``T``, …, ``T``, then the rest (``F`` mod ``T``,
+        when not 0)."""
+        return [min(self.group, self.frames - first)
+                for first in range(0, self.frames, self.group)]
+
+    @property
+    def payload_size(self) -> int:
+        """Total bytes of the entropy-coded streams."""
+        return sum(self.lengths)
+
+
 # --------------------------------------------------------------------------- header
 
 
@@ -210,10 +309,29 @@ def _truncated(blob: bytes, need: int) -> None:
                              f"{need}")
 
 
-def read_header(blob: bytes) -> Header:
+def _stream_table(blob: bytes, table: int, n: int) -> tuple[tuple[int, ...], int]:
+    """The ``n`` stream lengths at offset ``table`` and the header size, once the lengths add up
+    to the bytes after the header and the CRC holds (the file's structure, before any field)."""
+    header_size = table + 4 * n + 4
+    _truncated(blob, header_size)  # also bounds n before any length is read
+    lengths = struct.unpack_from(f">{n}I", blob, table)
+    payload = len(blob) - header_size
+    if sum(lengths) != payload:
+        what = "truncated" if sum(lengths) > payload else "corrupted (trailing bytes)"
+        raise BitstreamError(f"{what} file: the streams should take {sum(lengths)} bytes, "
+                             f"{payload} follow the header")
+    (stored_crc,) = _U32.unpack_from(blob, header_size - 4)
+    crc = zlib.crc32(blob[header_size:], zlib.crc32(blob[: header_size - 4]))
+    if crc != stored_crc:
+        raise BitstreamError("corrupted file: CRC32 mismatch")
+    return tuple(lengths), header_size
+
+
+def read_header(blob: bytes) -> Header | VideoHeader:
     """Parse and validate the header of ``blob`` (the whole file, version 1, 2 or 3): every check
     of the module docstring, CRC included, without decoding anything. Raises
-    :class:`BitstreamError`.
+    :class:`BitstreamError`. An image file gives a :class:`Header`, a video file (kind 2) a
+    :class:`VideoHeader`.
 
     Defined in book section *Transform coding with learned priors → Real bitstreams*.
     """
@@ -230,6 +348,14 @@ def read_header(blob: bytes) -> Header:
                              f"to decode it")
     if version < 1:
         raise BitstreamError(f"corrupted file: unsupported format version {version}")
+    if version >= 2:  # the kind fixes the layout of what follows: check it first
+        _truncated(blob, 6)
+        if blob[5] == KINDS.index("video"):
+            return _read_video_header(blob)
+        if blob[5] != KINDS.index("image"):
+            raise BitstreamError(f"unknown kind {blob[5]} (this nctutor knows image (0) and "
+                                 f"video (2)): the file was written by a newer nctutor; upgrade "
+                                 f"nctutor to decode it")
 
     # structure: the fixed fields, the names, the stream table, the CRC
     if version == 1:
@@ -250,18 +376,7 @@ def read_header(blob: bytes) -> Header:
         _truncated(blob, start + name_len + profile_len + 4)
         (n,) = _U32.unpack_from(blob, start + name_len + profile_len)
         table = start + name_len + profile_len + 4
-    header_size = table + 4 * n + 4
-    _truncated(blob, header_size)  # also bounds n before any length is read
-    lengths = struct.unpack_from(f">{n}I", blob, table)
-    payload = len(blob) - header_size
-    if sum(lengths) != payload:
-        what = "truncated" if sum(lengths) > payload else "corrupted (trailing bytes)"
-        raise BitstreamError(f"{what} file: the streams should take {sum(lengths)} bytes, "
-                             f"{payload} follow the header")
-    (stored_crc,) = _U32.unpack_from(blob, header_size - 4)
-    crc = zlib.crc32(blob[header_size:], zlib.crc32(blob[: header_size - 4]))
-    if crc != stored_crc:
-        raise BitstreamError("corrupted file: CRC32 mismatch")
+    lengths, header_size = _stream_table(blob, table, n)
 
     # fields: known codes, ranges, and what the model implies
     kind = _known(kind, KINDS, "kind")
@@ -304,8 +419,63 @@ def read_header(blob: bytes) -> Header:
         raise BitstreamError("corrupted file: zero channel width")
     return Header(version=version, kind=kind, coder=coder, quantizer=quantizer, model=model,
                   quality=quality, profile=profile, height=height, width=width, padding=padding,
-                  shape=(sh, sw), N=N, M=M, fingerprint=fingerprint, lengths=tuple(lengths),
+                  shape=(sh, sw), N=N, M=M, fingerprint=fingerprint, lengths=lengths,
                   header_size=header_size, steps=steps)
+
+
+def _pack_video_header(h: VideoHeader) -> bytes:
+    """Every header byte of a video file before the CRC."""
+    name, profile = h.model.encode("ascii"), h.profile.encode("ascii")
+    fixed = _VIDEO.pack(MAGIC, 2, KINDS.index("video"), h.order, h.padding, h.N, h.C,
+                        h.channels, h.group, h.frames, h.height, h.width, h.fingerprint,
+                        len(name), len(profile))
+    table = _U32.pack(len(h.lengths)) + b"".join(_U32.pack(n) for n in h.lengths)
+    return fixed + name + profile + table
+
+
+def _read_video_header(blob: bytes) -> VideoHeader:
+    """:func:`read_header` of a video file (kind 2): the structure, then every field."""
+    _truncated(blob, _VIDEO.size)
+    (_, version, _, order, padding, N, C, K, T, F, height, width, fingerprint, name_len,
+     profile_len) = _VIDEO.unpack_from(blob)
+    start = _VIDEO.size
+    _truncated(blob, start + name_len + profile_len + 4)
+    (n,) = _U32.unpack_from(blob, start + name_len + profile_len)
+    lengths, header_size = _stream_table(blob, start + name_len + profile_len + 4, n)
+
+    if version != 2:
+        raise BitstreamError(f"corrupted file: a video in format version {version} (videos are "
+                             f"version 2)")
+    if padding != PAD_REPLICATE:
+        raise BitstreamError(f"corrupted file: unknown padding mode {padding}")
+    if not (1 <= name_len <= MAX_NAME and profile_len <= MAX_NAME):
+        raise BitstreamError("corrupted file: implausible model or profile name length")
+    model = _name(blob[start : start + name_len], "model name")
+    profile = _name(blob[start + name_len : start + name_len + profile_len], "profile name")
+    if model not in VIDEO_MODELS:
+        raise BitstreamError(f"unknown video model {model!r} in the file (this nctutor knows "
+                             f"{', '.join(VIDEO_MODELS)})")
+    if order != VIDEO_MODELS[model]:
+        raise BitstreamError(f"corrupted file: order {order}, {model} is of order "
+                             f"{VIDEO_MODELS[model]}")
+    if N < 1 or C < 16 or C % 16:
+        raise BitstreamError(f"corrupted file: channel widths N={N}, C={C} (C a multiple of 16)")
+    if not 1 <= K <= C:
+        raise BitstreamError(f"corrupted file: {K} kept channels of C={C}")
+    if not (1 <= T <= MAX_GROUP and 1 <= F <= MAX_FRAMES):
+        raise BitstreamError(f"implausible video: groups of {T} frames, {F} frames (1 to "
+                             f"{MAX_GROUP} a group, at most {MAX_FRAMES} in all)")
+    if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE
+            and T * height * width <= MAX_PIXELS):
+        raise BitstreamError(f"implausible video size: groups of {T} frames of {height}×{width} "
+                             f"(at most {MAX_SIDE} a side and {MAX_PIXELS} pixels a group)")
+    if n != -(-F // T):
+        raise BitstreamError(f"corrupted file: {n} streams, {F} frames in groups of {T} make "
+                             f"{-(-F // T)}")
+    return VideoHeader(version=version, kind="video", model=model, profile=profile, order=order,
+                       padding=padding, N=N, C=C, channels=K, group=T, frames=F, height=height,
+                       width=width, fingerprint=fingerprint, lengths=lengths,
+                       header_size=header_size)
 
 
 # --------------------------------------------------------------------------- encode / decode
@@ -426,6 +596,9 @@ def decode_image(blob: bytes, model: torch.nn.Module) -> torch.Tensor:
     Defined in book section *Transform coding with learned priors → Real bitstreams*.
     """
     h = read_header(blob)
+    if h.kind != "image":
+        raise BitstreamError(f"the file holds a {h.kind} of {h.model}, not an image: decode it "
+                             f"with decode_video (nctutor decompress reads either)")
     arch = codecs.architecture_of_model(model)
     if arch != h.architecture:
         raise BitstreamError(f"wrong model: the file was written by {h.model}, the decoder "
@@ -451,3 +624,125 @@ def decode_image(blob: bytes, model: torch.nn.Module) -> torch.Tensor:
         _, decompress = _coding(model, arch, h.coder)
         x_hat = decompress([[s] for s in streams], h.shape)["x_hat"]
     return codecs.crop(x_hat[0], h.height, h.width).clamp(0, 1).cpu()
+
+
+# --------------------------------------------------------------------------- video
+
+
+def _check_frame(x: torch.Tensor, index: int) -> None:
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise TypeError(f"frame {index} must be a floating-point torch.Tensor")
+    if x.dim() != 3 or x.shape[0] != 3:
+        raise ValueError(f"frame {index} must have shape (3, H, W), got {tuple(x.shape)}")
+    if not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
+        raise ValueError(f"frame {index} must hold finite values in [0, 1]")
+
+
+@torch.no_grad()
+def encode_video(model: BinaryVideoCodec, frames: Iterable[torch.Tensor], model_name: str,
+                 profile: str, channels: int, group: int) -> bytes:
+    """Compress ``frames`` (an iterable of ``(3, H, W)`` tensors in ``[0, 1]``, all the same
+    size, or one ``(F, 3, H, W)`` tensor) into a complete video file: groups of ``group`` frames
+    (the last one may be shorter), each coded by ``model.compress`` with its first ``channels``
+    channels, header and CRC (layout in the module docstring).
+
+    The frames are read one group at a time (a generator is never held whole: memory is one group
+    of frames plus the coded bytes). ``model_name`` and ``profile`` are written to the header so
+    that a decoder can find the same model (:func:`nctutor.zoo.video_model`); ``group`` is the
+    model's training group length. Raises :class:`ValueError` for frames or settings the format
+    cannot hold. Used by the binary video codec's command line; no page calls it yet.
+    """
+    if not isinstance(model, BinaryVideoCodec):
+        raise TypeError(f"model must be a BinaryVideoCodec, got {type(model).__name__}")
+    if VIDEO_MODELS.get(model_name) != model.order:
+        raise ValueError(f"model_name must be one of {', '.join(VIDEO_MODELS)} and name the "
+                         f"model's order {model.order}, got {model_name!r}")
+    if not (len(profile) <= MAX_NAME and all(0x21 <= ord(c) < 0x7F for c in profile)):
+        raise ValueError(f"profile must be printable ASCII without spaces, at most {MAX_NAME}")
+    if isinstance(channels, bool) or not isinstance(channels, int) or not 1 <= channels <= model.C:
+        raise ValueError(f"channels must be an int in 1..{model.C}, got {channels!r}")
+    if isinstance(group, bool) or not isinstance(group, int) or not 1 <= group <= MAX_GROUP:
+        raise ValueError(f"group must be an int in 1..{MAX_GROUP}, got {group!r}")
+    if model.training:
+        raise ValueError("model must be in eval mode (call model.eval())")
+    size, streams, count, batch = None, [], 0, []
+
+    def code(batch: list[torch.Tensor]) -> None:
+        out = model.compress(torch.stack(batch), channels)
+        if tuple(out["shape"]) != (-(-size[0] // VIDEO_STRIDE), -(-size[1] // VIDEO_STRIDE)):
+            raise RuntimeError(f"compress() returned latent shape {out['shape']} for frames of "
+                               f"{size[0]}×{size[1]}")  # cannot happen with BinaryVideoCodec
+        streams.append(bytes(out["strings"][0]))
+
+    for x in frames:
+        _check_frame(x, count)
+        if size is None:
+            size = tuple(x.shape[1:])
+            if size[0] > MAX_SIDE or size[1] > MAX_SIDE or group * size[0] * size[1] > MAX_PIXELS:
+                raise ValueError(f"groups of {group} frames of {size[0]}×{size[1]} are too large "
+                                 f"for the format (at most {MAX_SIDE} a side and {MAX_PIXELS} "
+                                 f"pixels a group)")
+        elif tuple(x.shape[1:]) != size:
+            raise ValueError(f"frame {count} is {x.shape[1]}×{x.shape[2]}, the first frame "
+                             f"{size[0]}×{size[1]}: all frames must have the same size")
+        count += 1
+        if count > MAX_FRAMES:
+            raise ValueError(f"more than {MAX_FRAMES} frames: the format holds at most that many")
+        batch.append(x.cpu().float())
+        if len(batch) == group:
+            code(batch)
+            batch = []
+    if batch:
+        code(batch)
+    if size is None:
+        raise ValueError("no frames to compress")
+    header = VideoHeader(version=2, kind="video", model=model_name, profile=profile,
+                         order=model.order, padding=PAD_REPLICATE, N=int(model.N),
+                         C=int(model.C), channels=channels, group=group, frames=count,
+                         height=size[0], width=size[1], fingerprint=video_fingerprint(model),
+                         lengths=tuple(map(len, streams)), header_size=0)
+    head = _pack_video_header(header)
+    payload = b"".join(streams)
+    crc = zlib.crc32(payload, zlib.crc32(head))
+    return head + _U32.pack(crc) + payload
+
+
+def decode_video(blob: bytes, model: BinaryVideoCodec) -> Iterator[torch.Tensor]:
+    """Decode a file made by :func:`encode_video` with ``model``: an iterator of its groups,
+    float tensors ``(frames, 3, H, W)`` in ``[0, 1]`` on the CPU (one group in memory at a time).
+
+    The header and the model are checked when this is called (a damaged or foreign file, or a
+    model other than the encoder's, raises :class:`BitstreamError` before anything is decoded);
+    a stream that does not decode raises :class:`BitstreamError` when its group is reached. Each
+    group is decoded under :func:`nctutor.config.one_thread`, so the frames are the same whatever
+    thread count the caller uses: those of ``model.decompress`` run on one thread. Used by the
+    binary video codec's command line; no page calls it yet.
+    """
+    h = read_header(blob)
+    if h.kind != "video":
+        raise BitstreamError(f"the file holds an {h.kind} of {h.model}, not a video: decode it "
+                             f"with decode_image (nctutor decompress reads either)")
+    if not isinstance(model, BinaryVideoCodec):
+        raise BitstreamError(f"wrong model: the file was written by {h.model}, the decoder is a "
+                             f"{type(model).__name__}")
+    if (model.order, model.N, model.C) != (h.order, h.N, h.C):
+        raise BitstreamError(f"wrong model: the file needs {h.model} (order {h.order}) with "
+                             f"N={h.N}, C={h.C} (profile {h.profile or 'n/a'!r}), the decoder is "
+                             f"of order {model.order} with N={model.N}, C={model.C}")
+    if video_fingerprint(model) != h.fingerprint:
+        raise BitstreamError(f"wrong model: {h.model} with other weights wrote this file (the "
+                             f"fingerprints of g_s differ); decode it with the model that "
+                             f"encoded it")
+    if model.training:
+        raise ValueError("model must be in eval mode (call model.eval())")
+
+    def groups() -> Iterator[torch.Tensor]:
+        pos = h.header_size
+        for n, frames in zip(h.lengths, h.group_sizes, strict=True):
+            stream = bytes(blob[pos : pos + n])
+            pos += n
+            with config.one_thread():
+                x_hat = model.decompress([stream], h.shape, frames, h.channels)
+            yield x_hat[..., : h.height, : h.width].cpu()
+
+    return groups()

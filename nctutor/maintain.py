@@ -294,7 +294,7 @@ def predictor_experiment(runs: str | os.PathLike, out: str | os.PathLike,
 
 
 def video_experiment(models: dict[str, str | os.PathLike], out: str | os.PathLike,
-                     frames: int | None = None, progress: bool = True) -> dict:
+                     frames: int | None = None, command: str = "", progress: bool = True) -> dict:
     """The binary video codec's record: :func:`nctutor.rd.binary_video.run` on the held-out
     clips for each model (a weights file of :func:`nctutor.videotrain.export`: what the package
     ships, so that a test can re-measure the record), with each run's settings and training
@@ -317,8 +317,12 @@ def video_experiment(models: dict[str, str | os.PathLike], out: str | os.PathLik
         runs[name] = {"settings": man["settings"], "weights": Path(source).name,
                       "sha256": man["sha256"], "seconds": man["seconds"],
                       "history": man["history"]}
-    record = binary_video.run(nets, frames=frames, progress=progress)
-    record.update({"runs": runs, "nctutor_version": __version__,
+    groups = {run["settings"]["frames"] for run in runs.values()}
+    if len(groups) != 1:
+        raise ValueError(f"the models were trained on groups of different lengths {groups}: "
+                         f"compare models of one profile")
+    record = binary_video.run(nets, frames=frames, group=groups.pop(), progress=progress)
+    record.update({"runs": runs, "command": command, "nctutor_version": __version__,
                    "torch_version": torch.__version__})
     atomic_write(Path(out), json.dumps(record, indent=1))
     return record

@@ -239,7 +239,7 @@ def load_weights(file: str | Path) -> tuple[video.BinaryVideoCodec, dict]:
     and the manifest. A damaged or foreign file raises :class:`CheckpointError`.
 
     Used by :func:`nctutor.zoo.video_model` (book section *A binary video codec with delta-sigma
-    modulation → The trained codecs*); no page calls it.
+    modulation → Real bytes*); no page calls it.
     """
     man, state = checkpoints.read_exported(file)
     if man.get("model") not in video.MODELS or not isinstance(state, dict):

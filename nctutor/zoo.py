@@ -22,6 +22,12 @@ in this order:
 :func:`models` lists every codec with the source of its weights at each quality (``nctutor
 models``).
 
+``video_model("frameconv3d-order1")`` gives the binary video codec (:mod:`nctutor.codecs.video`;
+no quality: its rate is the number of kept channels) the same way: the shipped
+``nctutor/weights/<name>.pt`` (:func:`nctutor.videotrain.export`), else a finished run of
+:func:`nctutor.videotrain.train` in the cache, else trained now or a :class:`ZooError`;
+:func:`video_locate` says where without loading.
+
 ``load("compressai:mbt2018-mean", 3)`` wraps CompressAI's pretrained models
 (:func:`compressai.zoo.mbt2018_mean` and friends, trained by CompressAI on Vimeo-90k); their
 weights are downloaded once into torch hub's cache, and offline a :class:`ZooError` says so.
@@ -40,7 +46,7 @@ from pathlib import Path
 
 import torch
 
-from . import codecs, config, train
+from . import codecs, config, train, videotrain
 from .checkpoints import (
     CHECKPOINT,
     MANIFEST,
@@ -51,6 +57,8 @@ from .checkpoints import (
     read_exported,
 )
 from .codecs import COMPRESSAI_PREFIX
+from .codecs.video import MODELS as VIDEO_MODELS
+from .codecs.video import BinaryVideoCodec
 from .errors import CheckpointError, ZooError
 from .train import TrainConfig
 
@@ -81,7 +89,8 @@ def load_exported(file: str | os.PathLike) -> torch.nn.Module:
 
 
 def shipped(weights_dir: str | os.PathLike | None = None) -> dict[tuple[str, int], dict]:
-    """The weights shipped in the package: ``{(name, quality): manifest}``, sorted.
+    """The image codecs' weights shipped in the package: ``{(name, quality): manifest}``, sorted
+    (the video codecs': :func:`video_locate`).
 
     Listed in book section *Transform coding with learned priors → How this book uses them*; the
     command line (``nctutor compress``) uses them by default.
@@ -92,8 +101,8 @@ def shipped(weights_dir: str | os.PathLike | None = None) -> dict[tuple[str, int
             man = json.loads(man_file.read_text())
         except (OSError, ValueError) as e:
             raise CheckpointError(f"cannot read the manifest {man_file}: {e}") from e
-        if isinstance(man, dict) and man.get("format") == WEIGHTS_FORMAT:
-            found[(man["model"], int(man["quality"]))] = man
+        if isinstance(man, dict) and man.get("format") == WEIGHTS_FORMAT and "quality" in man:
+            found[(man["model"], int(man["quality"]))] = man  # image codecs (videos: no quality)
     return dict(sorted(found.items()))
 
 
@@ -215,14 +224,15 @@ def require(name: str, quality: int, profile: str | None = None) -> dict:
 
 
 def models(profile: str | None = None) -> list[dict]:
-    """Every codec :func:`load` knows, with the source of its weights at each quality.
+    """Every codec :func:`load` and :func:`video_model` know, with the source of its weights.
 
     One dict per codec: ``{"name", "kind", "source", "qualities", "weights"}``: ``kind`` is
-    ``"image"`` (the only kind so far; ``"pframe"`` and ``"video"`` are reserved), ``source``
-    ``"nctutor"`` (the book's codecs, :data:`nctutor.codecs.IMAGE_MODELS`) or ``"compressai"``
-    (CompressAI's pretrained models, ``compressai:NAME``), ``qualities`` 1..8, and ``weights`` one
-    :func:`locate` dict per quality (``profile`` as there). What ``nctutor models`` prints;
-    no page calls it.
+    ``"image"`` or ``"video"`` (``"pframe"`` is reserved), ``source`` ``"nctutor"`` (the book's
+    codecs, :data:`nctutor.codecs.IMAGE_MODELS` and :data:`nctutor.codecs.video.MODELS`) or
+    ``"compressai"`` (CompressAI's pretrained models, ``compressai:NAME``), ``qualities`` 1..8
+    (none for a video codec: its rate is the number of kept channels), and ``weights`` one
+    :func:`locate` dict per quality (a video codec: one :func:`video_locate` dict; ``profile`` as
+    there). What ``nctutor models`` prints; no page calls it.
     """
     qualities = list(range(1, len(codecs.LAMBDAS) + 1))
     found = []
@@ -234,7 +244,156 @@ def models(profile: str | None = None) -> list[dict]:
             found.append({"name": name, "kind": "image", "source": source,
                           "qualities": qualities,
                           "weights": [locate(name, q, profile) for q in qualities]})
+    for name in VIDEO_MODELS:
+        found.append({"name": name, "kind": "video", "source": "nctutor", "qualities": [],
+                      "weights": [video_locate(name, profile)]})
     return found
+
+
+# --------------------------------------------------------------------------- video codecs
+
+
+def _video_shipped_file(name: str, profile: str | None) -> Path | None:
+    """The shipped weights file of the video codec ``name``, if its manifest says ``profile``
+    (any profile for ``None``)."""
+    file = WEIGHTS_DIR / f"{name}.pt"
+    man_file = file.with_suffix(".json")
+    if not (file.is_file() and man_file.is_file()):
+        return None
+    try:
+        shipped_profile = json.loads(man_file.read_text()).get("profile")
+    except (OSError, ValueError, AttributeError) as e:
+        raise CheckpointError(f"cannot read {man_file}: {e}") from e
+    return file if profile is None or shipped_profile == profile else None
+
+
+def _video_run(name: str, profile: str) -> Path:
+    """The cache's run folder of the video codec ``name`` at ``profile``."""
+    return Path(videotrain.VideoTrainConfig(model=name, profile=profile).resolved()["run_dir"])
+
+
+def _complete_video_run(name: str, profile: str) -> Path | None:
+    """The cache's run folder of ``name`` at ``profile``, if its run is finished (at least the
+    steps of its settings and of the profile)."""
+    run = _video_run(name, profile)
+    if not ((run / MANIFEST).is_file() and (run / CHECKPOINT).is_file()):
+        return None
+    try:
+        man = json.loads((run / MANIFEST).read_text())
+        complete = man["steps"] >= max(man["settings"]["steps"],
+                                       config.VIDEO_SIZES[profile].steps)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"cannot read {run / MANIFEST}: {e}. Delete the folder "
+                              f"to train afresh.") from e
+    return run if complete else None
+
+
+def video_train_command(name: str, profile: str) -> str:
+    """The shell command that makes the weights of the video codec ``name`` at ``profile``.
+
+    Printed by the command line when they are missing (:func:`video_locate`); no page calls it.
+    """
+    return f"nctutor train {name} --profile {profile}"
+
+
+def _check_video_name(name: str) -> None:
+    if name not in VIDEO_MODELS:
+        raise ZooError(f"unknown video model {name!r}; the video models are "
+                       f"{', '.join(VIDEO_MODELS)}")
+
+
+def video_locate(name: str, profile: str | None = None) -> dict:
+    """Where the weights of the video codec ``name`` come from, without loading them.
+
+    Returns ``{"from", "profile", "path"}`` (and ``"command"`` when they are missing), ``from``
+    being ``"shipped"`` (``nctutor/weights/<name>.pt``, ``profile`` its manifest's), ``"cache"``
+    (a finished run, ``path`` its folder) or ``"needs training"`` (``command`` makes them). Like
+    :func:`locate`: ``profile`` asks for that profile's weights; ``None`` for the shipped ones,
+    else a finished run at the ``gpu``, then ``cpu`` profile (:data:`USEFUL_PROFILES`), missing
+    ones then needing training at ``cpu``. Used by the binary video codec's command line; no page
+    calls it yet.
+    """
+    _check_video_name(name)
+    candidates = list(USEFUL_PROFILES) if profile is None else [config.get_profile(profile).name]
+    file = _video_shipped_file(name, None if profile is None else candidates[0])
+    if file is not None:
+        man = json.loads(file.with_suffix(".json").read_text())
+        return {"from": "shipped", "profile": man.get("profile"), "path": str(file)}
+    for prof in candidates:
+        run = _complete_video_run(name, prof)
+        if run is not None:
+            return {"from": "cache", "profile": prof, "path": str(run)}
+    prof = candidates[-1] if profile is not None else "cpu"
+    return {"from": "needs training", "profile": prof, "path": str(_video_run(name, prof)),
+            "command": video_train_command(name, prof)}
+
+
+def _ready_video(model: BinaryVideoCodec, info: dict) -> BinaryVideoCodec:
+    model.eval()
+    model.nctutor = info  # name, profile, frames, source: what the encoder writes into headers
+    return model
+
+
+def _load_video_run(name: str, run: Path, info: dict) -> BinaryVideoCodec:
+    """The model of a finished video run's checkpoint (its settings give order, N, C, T)."""
+    ckpt = load_checkpoint(run / CHECKPOINT)
+    s = ckpt.get("settings", {}) if isinstance(ckpt, dict) else {}
+    if s.get("model") != name:
+        raise CheckpointError(f"{run / CHECKPOINT} is for {s.get('model')}, not {name}")
+    try:
+        net = BinaryVideoCodec(VIDEO_MODELS[name], int(s["N"]), int(s["C"]))
+        net.load_state_dict(ckpt["model"])
+        frames = int(s["frames"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{run / CHECKPOINT} does not hold {name}: "
+                              f"{str(e).splitlines()[0] if str(e) else type(e).__name__}. "
+                              f"Delete the folder to train afresh.") from e
+    return _ready_video(net, {**info, "frames": frames})
+
+
+def video_model(name: str, profile: str | None = None,
+                train_if_missing: bool = False) -> BinaryVideoCodec:
+    """The trained video codec ``name`` (one of :data:`nctutor.codecs.video.MODELS`) in eval mode.
+
+    Found as :func:`video_locate` says (``profile`` asks for that profile's weights, ``None`` for
+    the shipped ones or a finished ``gpu`` or ``cpu`` run): the shipped weights
+    (:func:`nctutor.videotrain.load_weights`), else the finished run in the cache. Missing ones
+    are trained now with :func:`nctutor.videotrain.train` when ``train_if_missing`` (at
+    ``profile``, or for ``None`` the current profile, :func:`nctutor.config.get_profile`: a
+    finished run of it is used as it is); otherwise a :class:`ZooError` names the
+    ``nctutor train NAME --profile P`` command that makes them. ``model.nctutor`` records name,
+    profile, ``frames`` (the group length ``T`` it was trained on, what the encoder uses) and
+    source. Used by the binary video codec's command line; no page calls it yet.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {type(name).__name__}")
+    where = video_locate(name, profile)
+    if where["from"] == "shipped":
+        net, man = videotrain.load_weights(where["path"])
+        return _ready_video(net, {"name": name, "profile": man["profile"],
+                                  "frames": int(man["frames"]), "source": where["path"]})
+    info = {"name": name, "profile": where["profile"], "source": where["path"]}
+    if where["from"] == "cache":
+        return _load_video_run(name, Path(where["path"]), info)
+    if not train_if_missing:
+        looked = (f"the {where['profile']} profile" if profile is not None
+                  else f"the {' or '.join(USEFUL_PROFILES)} profile")
+        other = _video_shipped_file(name, None)
+        ships = (f"{name} for the {json.loads(other.with_suffix('.json').read_text())['profile']}"
+                 f" profile only" if other is not None else f"no {name}")
+        raise ZooError(f"no trained weights for {name} at {looked}: the package ships {ships}, "
+                       f"and the cache has no finished run ({where['path']}). Make them with "
+                       f"`{where['command']}`; `nctutor models` lists the weights there are.")
+    prof = config.get_profile(profile).name
+    run = _complete_video_run(name, prof)
+    info = {"name": name, "profile": prof, "source": str(_video_run(name, prof))}
+    if run is not None:
+        return _load_video_run(name, run, info)
+    result = videotrain.train(videotrain.VideoTrainConfig(model=name, profile=prof),
+                              progress=False)
+    frames = int(result["manifest"]["settings"]["frames"])
+    return _ready_video(result["model"], {**info, "frames": frames,
+                                          "source": f"trained: {info['source']}"})
 
 
 # --------------------------------------------------------------------------- load

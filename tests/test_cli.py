@@ -243,6 +243,8 @@ def test_models_lists_every_codec_and_where_its_weights_come_from(tmp_path, monk
     assert cli.main(["models", "--json"]) == 0  # $NCTUTOR_PROFILE is smoke: smoke's weights
     listed = json.loads(capsys.readouterr().out)
     assert listed == zoo.models("smoke")
+    assert [m["name"] for m in listed if m["kind"] == "video"] == list(cli.VIDEO_MODELS)
+    listed = [m for m in listed if m["kind"] != "video"]  # tests/test_video_cli.py checks them
     by_name = {m["name"]: m for m in listed}
     ours = set(codecs.IMAGE_MODELS) | set(codecs.PREDICTORS) | set(codecs.NORMALIZED)
     assert set(by_name) == ours | {codecs.COMPRESSAI_PREFIX + a for a in zoo.COMPRESSAI_MODELS}

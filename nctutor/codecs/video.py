@@ -1,5 +1,7 @@
 """A binary video codec: Frame-Conv3D transforms and delta-sigma modulated binary codes.
 
+Chapter *A binary video codec with delta-sigma modulation*, section *The codec*.
+
 After Sun et al., *High-quality single-model deep video compression with Frame-Conv3D and
 multi-frame differential modulation* (``sun_deltasigma``; only its supplement is at hand, so the
 layer sizes below are ours, and small). A *group* of ``T`` frames is coded at once:

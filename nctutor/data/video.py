@@ -79,7 +79,7 @@ def clip_frames(name: str, first: int = 0, stop: int | None = None) -> torch.Ten
     """Frames ``first:stop`` of a clip of :data:`CLIPS` or of ``"BasketballPass"``, as
     ``(T, 3, H, W)``.
 
-    Used by the chapter *A binary video codec with delta-sigma modulation*; no page calls it yet.
+    Defined in book section *A binary video codec with delta-sigma modulation → Real bytes*.
     """
     x = basketball_pass(stop) if name == "BasketballPass" else video_clip(name, stop)
     return x[first:stop]

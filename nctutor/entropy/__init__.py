@@ -5,7 +5,9 @@
 - :mod:`nctutor.entropy.gaussian`: the book's one exact per-symbol coder of quantized Gaussians
   and Laplacians with ``constriction`` (book section *Transform coding with learned priors →
   Exact Gaussian coding*); :func:`~nctutor.entropy.rounded.constriction_bits` of the rounding
-  chapter is a thin wrapper of it.
+  chapter is a thin wrapper of it;
+- :mod:`nctutor.entropy.binary`: the adaptive binary context coder of the binary video codec
+  (book section *A binary video codec with delta-sigma modulation → Coding the bits*).
 
 The names of :mod:`~nctutor.entropy.rounded` are also available here (``entropy.rounded_pmf``).
 """

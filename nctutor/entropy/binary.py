@@ -6,8 +6,7 @@ codes ``b_t[i]`` of Eq. (A.1)-(A.2) of the supplement of Sun et al. (``sun_delta
 the book derives in chapter *Delta-sigma modulation of binary latents: gradients and noise
 shaping*. Here ``0`` stands for the code ``-1`` and ``1`` for ``+1``. The supplement does not say
 how the bits are entropy coded; this module codes them losslessly. It is written for the book's
-planned page ``A binary video codec with delta-sigma modulation`` (its section ``Coding the
-bits``); no page calls it yet.
+chapter *A binary video codec with delta-sigma modulation* (its section *Coding the bits*).
 
 Written by hand, because the context modelling *is* the lesson (only the arithmetic coding is
 ``constriction``'s range coder):
@@ -121,7 +120,7 @@ def encode_bits(bits: np.ndarray) -> bytes:
     stream of the module docstring; :func:`decode_bits` with the same shape gets them back.
     Raises :class:`ValueError` for another shape or other values.
 
-    Used by the binary video codec (:mod:`nctutor.codecs.video`); no page calls it yet.
+    Defined in book section *A binary video codec with delta-sigma modulation → Coding the bits*.
     """
     bits = _check_bits(bits)
     symbols, probs = [], []
@@ -141,7 +140,7 @@ def decode_bits(blob: bytes, shape: tuple[int, int, int, int]) -> np.ndarray:
     A truncated or damaged ``blob`` (or one coded with another shape) raises
     :class:`~nctutor.errors.BitstreamError`; nothing is allocated beyond ``shape``.
 
-    Used by the binary video codec (:mod:`nctutor.codecs.video`); no page calls it yet.
+    Defined in book section *A binary video codec with delta-sigma modulation → Coding the bits*.
     """
     shape = _check_shape(shape)
     blob = bytes(blob)
@@ -169,7 +168,7 @@ def code_length(bits: np.ndarray) -> float:
     ``sum -log2 p(bit)``, without coding (a cheap rate monitor; the stream is about this plus
     the 4-byte CRC and up to two 32-bit words).
 
-    Used by the binary video codec (:mod:`nctutor.codecs.video`); no page calls it yet.
+    Used by the binary video codec (:mod:`nctutor.codecs.video`); no page calls it.
     """
     bits = _check_bits(bits)
     total = 0.0

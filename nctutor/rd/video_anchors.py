@@ -1,7 +1,7 @@
 """H.264 and H.265 anchors for video, measured live: x264 and x265 through ffmpeg.
 
-For the coming chapter on a binary video codec with delta-sigma modulation (the sequel of
-*Delta-sigma modulation of binary latents: gradients and noise shaping*); no page calls it yet.
+Chapter *A binary video codec with delta-sigma modulation*, section *Against H.264 and H.265*
+(through :mod:`nctutor.rd.binary_video`).
 The protocol of :mod:`nctutor.rd.metrics`, carried over to video: every clip is coded **to a real
 bitstream** by the ffmpeg binary of the ``imageio-ffmpeg`` wheel, decoded again, and scored on
 8-bit frames.
@@ -62,7 +62,7 @@ _TO_RGB = "scale=flags=bicubic:in_color_matrix=bt601:in_range=tv"
 
 class FFmpegError(NctutorError, RuntimeError):
     """ffmpeg is missing, failed, or gave back something unexpected; the message ends with the tail
-    of its error output. Raised by :func:`encode_frames`; no page calls it yet.
+    of its error output. Raised by :func:`encode_frames`; no page calls it.
     """
 
 
@@ -228,8 +228,8 @@ def encode_frames(frames, codec: str, crf: float, gop: int = 8, *, fps: float = 
     ``decoded`` (``(T, H, W, 3)`` uint8), ``decoded_y`` and ``source_y`` (``(T, H, W)`` uint8) and
     ``bitstream`` (the bytes counted). Raises :class:`FFmpegError` when ffmpeg is missing or
     fails (its error output ends the message), ``ValueError`` for a wrong shape or setting.
-    Used by the coming chapter on a binary video codec with delta-sigma modulation; no page calls
-    it yet.
+    Used by book section *A binary video codec with delta-sigma modulation → Against H.264 and
+    H.265* (through :mod:`nctutor.rd.binary_video`); no page calls it directly.
     """
     _check(codec, crf, gop)
     rgb = _rgb8(frames)
@@ -244,8 +244,9 @@ def luma(frames) -> np.ndarray:
     ffmpeg's RGB → ``yuv420p`` (BT.601, limited range: ``Y ≈ 16 + (65.481·R + 128.553·G +
     24.966·B) / 255`` on 8-bit values, rounded by ffmpeg), of the same inputs as
     :func:`encode_frames` (even sides). For the Y PSNR of a codec that outputs RGB frames, scored
-    like :func:`encode_frames`'s ``psnr_y`` (whose source Y this is). Used by the coming chapter on
-    a binary video codec with delta-sigma modulation; no page calls it yet.
+    like :func:`encode_frames`'s ``psnr_y`` (whose source Y this is). Used by book section
+    *A binary video codec with delta-sigma modulation → Against H.264 and H.265*; no page calls it
+    directly.
     """
     rgb = _rgb8(frames)
     t, h, w, _ = rgb.shape
@@ -264,8 +265,8 @@ def anchor_curve(frames, codec: str, crfs: Sequence[float] | None = None, gop: i
     Bjøntegaard deltas on Y), ``qualities`` the CRFs, ``encoding_time`` and ``decoding_time``
     seconds per frame, and ``records`` one dict per CRF with everything :func:`encode_frames`
     measured (both PSNRs among it). The RGB → ``yuv420p`` conversion is done once for all points.
-    Used by the coming chapter on a binary video codec with delta-sigma modulation; no page calls
-    it yet.
+    Used by book section *A binary video codec with delta-sigma modulation → Against H.264 and
+    H.265* (through :mod:`nctutor.rd.binary_video`); no page calls it directly.
     """
     if metric not in ("rgb", "y"):
         raise ValueError(f"metric must be 'rgb' or 'y', not {metric!r}")
