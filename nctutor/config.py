@@ -122,8 +122,8 @@ class VideoSizes:
 VIDEO_SIZES: dict[str, VideoSizes] = {
     "smoke": VideoSizes(N=8, C=16, frames=4, patch_size=32, batch_size=2, steps=20, lr=1e-3,
                         lr_drop=0.8, val_every=0, val_crop=32, limit=12),
-    "cpu": VideoSizes(N=48, C=128, frames=8, patch_size=64, batch_size=8, steps=4500, lr=1e-3,
-                      lr_drop=0.75, val_every=250, val_crop=128, limit=None),
+    "cpu": VideoSizes(N=48, C=128, frames=8, patch_size=64, batch_size=8, steps=4000, lr=1e-3,
+                      lr_drop=0.5, val_every=250, val_crop=128, limit=None),
     "gpu": VideoSizes(N=128, C=256, frames=8, patch_size=256, batch_size=8, steps=200_000,
                       lr=1e-4, lr_drop=0.9, val_every=2000, val_crop=256, limit=None),
 }

@@ -113,3 +113,13 @@ def test_video_eval_command_writes_the_record(tmp_path, monkeypatch, capsys):
     assert cli.main(["video-eval", "--weights", str(tmp_path / "none"), "--out",
                      str(out)]) == cli.EXIT_USAGE
     assert "nctutor train frameconv3d-order0" in capsys.readouterr().err
+
+
+def test_rate_ratio_interpolates_the_anchor_in_log_rate():
+    anchor = {"records": [{"bpp": 0.1, "psnr_rgb": 30.0}, {"bpp": 0.4, "psnr_rgb": 34.0}]}
+    ours = {"records": [{"bpp": 0.4, "psnr_rgb": 32.0}, {"bpp": 0.1, "psnr_rgb": 25.0},
+                        {"bpp": 0.3, "psnr_rgb": 30.0}]}
+    ratios = bv.rate_ratio(ours, anchor)
+    assert ratios[0] == pytest.approx(0.4 / 0.2)  # the geometric mean of 0.1 and 0.4
+    assert ratios[1] is None  # below the anchor's lowest quality
+    assert ratios[2] == pytest.approx(3.0)

@@ -176,3 +176,15 @@ def test_validation_scores_every_channel_step():
                  for g in groups]
     assert scores["4"] == pytest.approx(float(sum(psnrs) / 2), rel=1e-6)  # the mean of PSNRs
     assert scores["16"] != scores["1"]
+
+
+def test_codes_are_bounded_so_the_first_order_loop_never_overloads():
+    torch.manual_seed(0)
+    model = video.BinaryVideoCodec(1, N=8, C=16)
+    with torch.no_grad():
+        for p in model.g_a[-1].parameters():
+            p.mul_(100)  # an encoder that would send codes far beyond ±1
+        c = model.codes(torch.rand(2, 8, 3, 32, 32))
+    assert c.abs().max() <= 1  # tanh (float32 rounds its tails to ±1)
+    _, y = modulate(c, 1, dim=2, return_states=True)
+    assert y.abs().max() <= 2  # |y[i]| <= |y[i-1] - b[i-1]| + |c[i]| < 1 + 1

@@ -8,8 +8,12 @@ layer sizes below are ours, and small). A *group* of ``T`` frames is coded at on
 
 - ``g_a``, the **Frame-Conv3D** encoder: 3-D convolutions over (time, height, width), four of
   them with spatial stride 2 (stride 16 in all, time kept), GDN between them applied frame by
-  frame (CompressAI's :class:`~compressai.layers.GDN`). It maps ``(B, T, 3, H, W)`` to continuous
-  codes ``c`` of shape ``(B, C, T, H/16, W/16)``;
+  frame (CompressAI's :class:`~compressai.layers.GDN`), then ``tanh``. It maps ``(B, T, 3, H, W)``
+  to continuous codes ``c`` in [−1, 1] of shape ``(B, C, T, H/16, W/16)``. The bound is ours: a
+  delta-sigma loop is stable only while its input stays inside the quantizer's range; without
+  it the first-order model's codes grew past 1 in training, the loop overloaded (its state ran
+  to ±1000, every bit stuck), ``1 − tanh² y`` vanished and no gradient could bring them back
+  (book section *A binary video codec with delta-sigma modulation → Training*);
 - the **binary quantizer** across frames: order 0 is ``b = B(tanh c)`` frame by frame; orders 1
   and 2 are the delta-sigma modulators of :mod:`nctutor.quant.deltasigma`, Eq. (A.1)-(A.2) and
   (B.1), run along the time axis of every code (one switch, :data:`MODELS`);
@@ -112,13 +116,13 @@ class BinaryVideoCodec(nn.Module):
         return [round(f * self.C) for f in CHANNEL_STEPS]
 
     def codes(self, x: torch.Tensor) -> torch.Tensor:
-        """Continuous codes ``c`` ``(B, C, T, h, w)`` of frames ``(B, T, 3, H, W)``."""
+        """Continuous codes ``c`` ``(B, C, T, h, w)`` in [−1, 1] of frames ``(B, T, 3, H, W)``."""
         if x.dim() != 5 or x.shape[2] != 3:
             raise ValueError(f"frames must be (B, T, 3, H, W), got {tuple(x.shape)}")
         if x.shape[-1] % STRIDE or x.shape[-2] % STRIDE:
             raise ValueError(f"height and width must be multiples of {STRIDE}, got "
                              f"{tuple(x.shape[-2:])}: pad them (codecs.pad)")
-        return self.g_a(x.transpose(1, 2))
+        return torch.tanh(self.g_a(x.transpose(1, 2)))  # bounded: the loop never overloads
 
     def binarize(self, c: torch.Tensor) -> torch.Tensor:
         """Codes ``c`` ``(B, C, T, h, w)`` → bits in {−1, +1}, modulated along time (dim 2)."""

@@ -200,6 +200,21 @@ def tables(record: dict, metric: str = "psnr_rgb") -> dict[str, dict[str, dict]]
     return out
 
 
+def rate_ratio(ours: dict, anchor: dict, metric: str = "psnr_rgb") -> list[float | None]:
+    """For each point of the curve ``ours`` (a record curve of :func:`run`), its rate over the
+    rate the ``anchor`` curve needs for the same quality (log-rate interpolated between the
+    anchor's points); ``None`` outside the anchor's quality range. A ratio of 3 means the anchor
+    needs a third of our bits. Unlike a Bjøntegaard delta it needs no overlap of whole curves.
+    Defined in book section *A binary video codec with delta-sigma modulation → Against H.264
+    and H.265*.
+    """
+    m = "psnr_y_via_rgb" if metric == "psnr_y" else metric
+    pts = sorted((r[m], math.log(r["bpp"])) for r in anchor["records"])
+    q, logr = [p[0] for p in pts], [p[1] for p in pts]
+    return [float(r["bpp"] / math.exp(np.interp(r[metric], q, logr)))
+            if q[0] <= r[metric] <= q[-1] else None for r in ours["records"]]
+
+
 def _as_dict(c: RDCurve) -> dict:
     return {"name": c.name, "qualities": list(c.qualities or []), "records": c.records,
             "description": c.description}
