@@ -77,6 +77,7 @@ with 130.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import sys
@@ -744,6 +745,23 @@ def _bench_header(label: str, rows: list, args: argparse.Namespace, profile: str
             f"{torch.get_num_threads()} threads, median of {args.repeat} after a warm-up")
 
 
+@contextlib.contextmanager
+def _threads(n: int | None):
+    """Run a block with ``n`` torch threads (``None``: unchanged), then restore the count: the
+    ``--threads`` of the evaluation commands."""
+    import torch
+
+    saved = torch.get_num_threads()
+    if n is not None:
+        if n < 1:
+            raise ValueError("--threads must be at least 1")
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
 def _command_line(args: argparse.Namespace) -> str:
     """The command as typed (``main`` keeps its argv), for the records that store it."""
     import shlex
@@ -1211,7 +1229,6 @@ def cmd_video_eval(args: argparse.Namespace) -> int:
     """``nctutor video-eval``: :func:`nctutor.maintain.video_experiment` on the three orders'
     exported weights; prints each curve and the BD-rates against x264 and x265. Defined in book
     section *A binary video codec with delta-sigma modulation → Against H.264 and H.265*."""
-    import torch
 
     from . import maintain
     from .checkpoints import WEIGHTS_DIR
@@ -1229,16 +1246,9 @@ def cmd_video_eval(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"{file}: no weights of {name}; train them (`nctutor train "
                                     f"{name} --profile cpu --seed 7`) and export the run "
                                     f"(nctutor.videotrain.export)")
-    saved = torch.get_num_threads()
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError("--threads must be at least 1")
-        torch.set_num_threads(args.threads)
-    try:
+    with _threads(args.threads):
         record = maintain.video_experiment(files, out, args.frames, _command_line(args),
                                            progress=sys.stderr.isatty())
-    finally:
-        torch.set_num_threads(saved)
     print(f"wrote {out}")
     for clip, entry in record["clips"].items():
         print(f"{clip} ({entry['frames']} frames)")
@@ -1260,7 +1270,6 @@ def cmd_predictor_eval(args: argparse.Namespace) -> int:
     run only. Defined in book section *Predicting codes from their neighbours → How the table is
     made*."""
 
-    import torch
 
     from . import data, maintain
     from .rd import normalization, predictor
@@ -1295,19 +1304,12 @@ def cmd_predictor_eval(args: argparse.Namespace) -> int:
     if not Path(args.runs).is_dir():
         raise FileNotFoundError(f"--runs {args.runs}: no such folder (it holds the runs of "
                                 f"`{module.train_command(list(module.VARIANTS)[-1], 1)}`)")
-    saved = torch.get_num_threads()
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError("--threads must be at least 1")
-        torch.set_num_threads(args.threads)
-    try:
+    with _threads(args.threads):
         images = data.kodak(args.images)
         record = maintain.predictor_experiment(args.runs, out, args.qualities, images, command,
                                                progress=sys.stderr.isatty(),
                                                variants=args.variants,
                                                experiment=args.experiment)
-    finally:
-        torch.set_num_threads(saved)
     print(f"wrote {out}")
     print(f"{'variant':<24}{'q':>3}{'bpp':>9}{'PSNR dB':>9}{'enc s':>8}{'dec s':>8}")
     t = module.tables(record)

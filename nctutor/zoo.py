@@ -113,9 +113,13 @@ def shipped(weights_dir: str | os.PathLike | None = None) -> dict[tuple[str, int
 USEFUL_PROFILES = ("gpu", "cpu")
 
 
-def _shipped_file(arch: str, quality: int, profile: str) -> Path | None:
+def _shipped_file(arch: str, quality: int, profile: str | None) -> Path | None:
     """The shipped weights file of ``arch`` at ``quality``, if its manifest says ``profile``."""
-    file = WEIGHTS_DIR / f"{arch}-q{quality}.pt"
+    return _shipped(WEIGHTS_DIR / f"{arch}-q{quality}.pt", profile)
+
+
+def _shipped(file: Path, profile: str | None) -> Path | None:
+    """``file`` if it and its manifest exist and the manifest says ``profile`` (any, for None)."""
     man_file = file.with_suffix(".json")
     if not (file.is_file() and man_file.is_file()):
         return None
@@ -123,7 +127,7 @@ def _shipped_file(arch: str, quality: int, profile: str) -> Path | None:
         shipped_profile = json.loads(man_file.read_text()).get("profile")
     except (OSError, ValueError, AttributeError) as e:
         raise CheckpointError(f"cannot read {man_file}: {e}") from e
-    return file if shipped_profile == profile else None
+    return file if profile is None or shipped_profile == profile else None
 
 
 def _complete_run(arch: str, quality: int, prof: config.Profile) -> Path | None:
@@ -256,15 +260,7 @@ def models(profile: str | None = None) -> list[dict]:
 def _video_shipped_file(name: str, profile: str | None) -> Path | None:
     """The shipped weights file of the video codec ``name``, if its manifest says ``profile``
     (any profile for ``None``)."""
-    file = WEIGHTS_DIR / f"{name}.pt"
-    man_file = file.with_suffix(".json")
-    if not (file.is_file() and man_file.is_file()):
-        return None
-    try:
-        shipped_profile = json.loads(man_file.read_text()).get("profile")
-    except (OSError, ValueError, AttributeError) as e:
-        raise CheckpointError(f"cannot read {man_file}: {e}") from e
-    return file if profile is None or shipped_profile == profile else None
+    return _shipped(WEIGHTS_DIR / f"{name}.pt", profile)
 
 
 def _video_run(name: str, profile: str) -> Path:
