@@ -232,7 +232,8 @@ class VideoHeader:
         lengths: byte length of each group's stream.
         header_size: bytes before the payload.
 
-    Used by the binary video codec's command line; no page calls it yet.
+    Used by the binary video codec's command line (book section *A binary video codec with
+    delta-sigma modulation → Real bytes*); no page calls it.
     """
 
     version: int
@@ -650,7 +651,8 @@ def encode_video(model: BinaryVideoCodec, frames: Iterable[torch.Tensor], model_
     of frames plus the coded bytes). ``model_name`` and ``profile`` are written to the header so
     that a decoder can find the same model (:func:`nctutor.zoo.video_model`); ``group`` is the
     model's training group length. Raises :class:`ValueError` for frames or settings the format
-    cannot hold. Used by the binary video codec's command line; no page calls it yet.
+    cannot hold. Defined in book section *A binary video codec with delta-sigma modulation → Real
+    bytes* (through :func:`nctutor.rd.binary_video.code_clip` and ``nctutor compress``).
     """
     if not isinstance(model, BinaryVideoCodec):
         raise TypeError(f"model must be a BinaryVideoCodec, got {type(model).__name__}")
@@ -716,7 +718,8 @@ def decode_video(blob: bytes, model: BinaryVideoCodec) -> Iterator[torch.Tensor]
     a stream that does not decode raises :class:`BitstreamError` when its group is reached. Each
     group is decoded under :func:`nctutor.config.one_thread`, so the frames are the same whatever
     thread count the caller uses: those of ``model.decompress`` run on one thread. Used by the
-    binary video codec's command line; no page calls it yet.
+    binary video codec's command line and :func:`nctutor.rd.binary_video.code_clip` (book section
+    *A binary video codec with delta-sigma modulation → Real bytes*).
     """
     h = read_header(blob)
     if h.kind != "video":

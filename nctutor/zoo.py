@@ -359,7 +359,8 @@ def video_model(name: str, profile: str | None = None,
     finished run of it is used as it is); otherwise a :class:`ZooError` names the
     ``nctutor train NAME --profile P`` command that makes them. ``model.nctutor`` records name,
     profile, ``frames`` (the group length ``T`` it was trained on, what the encoder uses) and
-    source. Used by the binary video codec's command line; no page calls it yet.
+    source. Defined in book section *A binary video codec with delta-sigma modulation → Real
+    bytes*.
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}")

@@ -18,8 +18,8 @@ from .sources import files, path
 def basketball_pass(n: int | None = None) -> torch.Tensor:
     """The first ``n`` (≤100) frames of BasketballPass (416×240) as ``(T, 3, 240, 416)``.
 
-    Video data for the chapter *Conditional coding versus residual coding*; no page calls it yet
-    (tested in ``tests/test_data.py``).
+    Video data of the chapter *A binary video codec with delta-sigma modulation* (through
+    :func:`clip_frames`; tested in ``tests/test_data.py``).
     """
     rels = files("video/BasketballPass")[:n]
     return torch.stack([load_image(path(r)) for r in rels])
@@ -32,8 +32,8 @@ def video_clip(name: str, max_frames: int | None = None, uint8: bool = False) ->
     """Decode the clip ``name`` (one of :data:`CLIPS`) with imageio-ffmpeg: ``(T, 3, H, W)``,
     float in [0, 1], or the 8-bit values with ``uint8=True`` (a quarter of the memory).
 
-    Video data for the chapter *Conditional coding versus residual coding*; no page calls it yet
-    (tested in ``tests/test_data.py``).
+    Video data of the chapter *A binary video codec with delta-sigma modulation* (through
+    :func:`clip_frames`; tested in ``tests/test_data.py``).
     """
     import imageio_ffmpeg
 
