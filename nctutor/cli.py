@@ -320,7 +320,6 @@ def _video_input(src: Path, limit: int | None):
     iterator of ``(3, H, W)`` tensors in [0, 1], read one at a time, and a function that
     releases the reader. A folder's frames are its ``*.png`` files sorted by name, whose sizes
     are checked (from their headers) before any frame is read."""
-    import numpy as np
     import torch
     from PIL import Image
 
@@ -347,26 +346,8 @@ def _video_input(src: Path, limit: int | None):
         return (data.load_image(f) for f in files), lambda: None
     if not src.is_file():
         raise FileNotFoundError(f"input {src} does not exist")
-    import imageio_ffmpeg
-
-    reader = imageio_ffmpeg.read_frames(str(src), pix_fmt="rgb24")
-    try:
-        meta = next(reader)
-    except (OSError, RuntimeError, StopIteration) as e:
-        reader.close()
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataError(f"cannot read the video {src}: ffmpeg could not decode it "
-                        f"({first})") from None
-    width, height = meta["size"]
-
-    def frames():
-        for i, raw in enumerate(reader):
-            if limit is not None and i >= limit:
-                break
-            rgb = np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3)
-            yield torch.from_numpy(rgb.copy()).permute(2, 0, 1).float().div_(255.0)
-
-    return frames(), reader.close
+    rgb, close = data.read_video(src, limit)
+    return (torch.from_numpy(f.copy()).permute(2, 0, 1).float().div_(255.0) for f in rgb), close
 
 
 def _video_profile(args: argparse.Namespace) -> tuple[str | None, bool]:

@@ -29,6 +29,7 @@ from .video import (
     GroupDataset,
     basketball_pass,
     clip_frames,
+    read_video,
     split_frames,
     video_clip,
 )
@@ -36,6 +37,6 @@ from .video import (
 __all__ = [
     "CLIPS", "DataError", "GroupDataset", "ImageSet", "PatchDataset", "SPLIT", "basketball_pass",
     "bsds500", "cache_root", "center_crop", "clic", "clip_frames", "fetch", "files", "kodak",
-    "load_image", "manifest", "path", "roots", "save_image", "sha256", "split_frames",
+    "load_image", "manifest", "path", "read_video", "roots", "save_image", "sha256", "split_frames",
     "to_uint8", "video_clip",
 ]

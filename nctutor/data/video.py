@@ -6,6 +6,8 @@ Chapter *How to run this book → Data*; the rooms of the coming video chapters.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,6 +30,36 @@ def basketball_pass(n: int | None = None) -> torch.Tensor:
 CLIPS = ("bikes", "carphone_pristine", "bigbuckbunny", "cockatoo")
 
 
+def read_video(file: str | Path, limit: int | None = None) -> tuple[Iterator[np.ndarray],
+                                                                  Callable[[], None]]:
+    """Open a video file with imageio-ffmpeg: an iterator of its first ``limit`` frames (all for
+    ``None``) as uint8 ``(H, W, 3)`` arrays, decoded one at a time, and a function that releases
+    the reader. A file ffmpeg cannot decode raises :class:`DataError`.
+
+    Used by :func:`video_clip` and by ``nctutor compress CLIP.mp4`` (book section *A binary video
+    codec with delta-sigma modulation → Real bytes*); no page calls it.
+    """
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(file), pix_fmt="rgb24")
+    try:
+        meta = next(reader)
+    except (OSError, RuntimeError, StopIteration) as e:
+        reader.close()
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"cannot read the video {file}: ffmpeg could not decode it "
+                        f"({first})") from None
+    width, height = meta["size"]
+
+    def frames() -> Iterator[np.ndarray]:
+        for i, raw in enumerate(reader):
+            if limit is not None and i >= limit:
+                break
+            yield np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3)
+
+    return frames(), reader.close
+
+
 def video_clip(name: str, max_frames: int | None = None, uint8: bool = False) -> torch.Tensor:
     """Decode the clip ``name`` (one of :data:`CLIPS`) with imageio-ffmpeg: ``(T, 3, H, W)``,
     float in [0, 1], or the 8-bit values with ``uint8=True`` (a quarter of the memory).
@@ -35,22 +67,14 @@ def video_clip(name: str, max_frames: int | None = None, uint8: bool = False) ->
     Video data of the chapter *A binary video codec with delta-sigma modulation* (through
     :func:`clip_frames`; tested in ``tests/test_data.py``).
     """
-    import imageio_ffmpeg
-
     if name not in CLIPS:
         raise ValueError(f"unknown clip {name!r}; choose one of {', '.join(CLIPS)}")
     file = path(f"video/{name}.mp4")
-    reader = imageio_ffmpeg.read_frames(str(file), pix_fmt="rgb24")
-    meta = next(reader)
-    w, h = meta["size"]
-    frames = []
+    frames, close = read_video(file, max_frames)
     try:
-        for raw in reader:
-            frames.append(np.frombuffer(raw, dtype=np.uint8).reshape(h, w, 3))
-            if max_frames is not None and len(frames) >= max_frames:
-                break
+        frames = list(frames)
     finally:
-        reader.close()
+        close()
     if not frames:
         raise DataError(f"{file} decoded to no frames")
     x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
