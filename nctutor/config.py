@@ -129,6 +129,27 @@ VIDEO_SIZES: dict[str, VideoSizes] = {
 }
 
 
+@dataclass(frozen=True)
+class PFrameSizes:
+    """Schedule of the P-frame coders at one profile (widths and crops are the profile's).
+
+    Used by the P-frame trainer (book section *Conditional coding in practice → Training*); no
+    page calls it. ``steps``, ``lr``: Adam steps and learning rate from the warm start (the
+    shipped image codec); ``lr_drop``: the fraction of steps after which it drops 10×.
+    """
+
+    steps: int
+    lr: float
+    lr_drop: float
+
+
+PFRAME_SIZES: dict[str, PFrameSizes] = {
+    "smoke": PFrameSizes(steps=4, lr=1e-4, lr_drop=0.8),
+    "cpu": PFrameSizes(steps=800, lr=3e-4, lr_drop=0.8),
+    "gpu": PFrameSizes(steps=100_000, lr=1e-4, lr_drop=0.9),
+}
+
+
 def get_profile(name: str | None = None, **overrides) -> Profile:
     """Return the profile ``name`` (default: ``$NCTUTOR_PROFILE``, else ``smoke``).
 
