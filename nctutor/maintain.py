@@ -326,3 +326,54 @@ def video_experiment(models: dict[str, str | os.PathLike], out: str | os.PathLik
                    "torch_version": torch.__version__})
     atomic_write(Path(out), json.dumps(record, indent=1))
     return record
+
+
+def pframe_experiment(out: str | os.PathLike, weights: str | os.PathLike | None = None,
+                      qualities: tuple[int, ...] = (1, 2, 3, 4), profile: str = "cpu",
+                      command: str = "", progress: bool = True) -> dict:
+    """The P-frame coders' record: :func:`nctutor.rd.conditional.run` on the test pairs, with
+    each coder's training settings and loss history, and a check that every run had the same
+    budget and start.
+
+    Each coder comes from ``<weights>/<name>-q<Q>.pt`` (:func:`nctutor.pframetrain.export`)
+    where that file exists, else from :func:`nctutor.zoo.pframe_model` (shipped weights or a
+    finished run of ``profile``). Written to ``out`` (JSON) by ``nctutor pframe-eval``; the
+    chapter *Conditional coding in practice* reads it. A maintainer's tool; no page calls it.
+    """
+    from . import pframetrain
+    from .codecs.conditional import CODERS
+    from .rd import conditional
+
+    folder = Path(weights) if weights else WEIGHTS_DIR
+    nets, runs = {}, {}
+    for name in CODERS:
+        for q in qualities:
+            file = folder / f"{name}-q{q}.pt"
+            if file.is_file():
+                net, man = pframetrain.load_weights(file)
+                source = str(file.name)
+            else:
+                net = zoo.pframe_model(name, q, profile)
+                man = net.nctutor["manifest"]
+                source = net.nctutor["source"]
+            if man["steps"] < man["settings"]["steps"]:
+                raise CheckpointError(f"{name} q{q} is an unfinished run ({man['steps']} of "
+                                      f"{man['settings']['steps']} steps): finish it first")
+            nets[name, q] = net
+            runs[f"{name}-q{q}"] = {"settings": man["settings"], "source": source,
+                                    "sha256": man.get("sha256"), "seconds": man["seconds"],
+                                    "steps": man["steps"], "history": man.get("history")}
+    budget = {k: (r["steps"], r["settings"]["batch_size"], r["settings"]["patch_size"],
+                  r["settings"]["lr"], r["settings"]["seed"]) for k, r in runs.items()}
+    if len(set(budget.values())) != 1:
+        raise ValueError(f"the coders were trained with different budgets: {budget}")
+    pairs = pframetrain.pairs("test", profile)
+    clips = dict(zip([n for n, _, _ in data.SPLIT["test"]], data.split_frames("test"), strict=True))
+    previous = [clips[p["clip"]][p["frame"] - 1].permute(1, 2, 0).numpy() for p in pairs]
+    record = conditional.run(lambda name, q: nets[name, q], pairs, qualities, previous,
+                             progress=progress)
+    record.update({"runs": runs, "command": command, "profile": profile,
+                   "split": {k: v for k, v in data.SPLIT.items()},
+                   "nctutor_version": __version__, "torch_version": torch.__version__})
+    atomic_write(Path(out), json.dumps(record, indent=1))
+    return record

@@ -144,12 +144,14 @@ def encode_motion(mv: torch.Tensor) -> bytes:
     """The field ``mv`` ``(2, gh, gw)`` as bytes: each vector minus its left neighbour (the first
     column: minus the one above), zig-zag mapped to unsigned bytes, raw DEFLATE (zlib, level 9).
 
-    The vectors' size is not stored: the decoder knows the frame and block size. Defined in book
+    Vectors must stay within ±63 (:data:`SEARCH` is 16), so that a difference of neighbours
+    fits a byte. The vectors' size is not stored: the decoder knows the frame and block size. Defined in book
     section *Conditional coding in practice → Real bitstreams*.
     """
     a = mv.numpy().astype(np.int64)
-    if a.ndim != 3 or a.shape[0] != 2 or np.abs(a).max(initial=0) > 127:
-        raise ValueError(f"mv must be (2, gh, gw) with |v| <= 127, got {a.shape}")
+    if a.ndim != 3 or a.shape[0] != 2 or np.abs(a).max(initial=0) > 63:
+        raise ValueError(f"mv must be (2, gh, gw) with |v| <= 63 (differences must fit a "
+                         f"byte), got {a.shape}")
     d = a.copy()
     d[:, :, 1:] -= a[:, :, :-1]
     d[:, 1:, 0] -= a[:, :-1, 0]
