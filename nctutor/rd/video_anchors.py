@@ -26,6 +26,11 @@ bitstream** by the ffmpeg binary of the ``imageio-ffmpeg`` wheel, decoded again,
   the figure the video-coding field reports. A codec that outputs RGB is scored on Y through
   :func:`luma` of its frames; the anchors' decoded RGB scored that way (``psnr_y_via_rgb``) is up
   to 2 dB below their ``psnr_y`` at high rates, where 4:2:0 → RGB → Y is far from exact.
+
+One P-frame (book section *Conditional coding in practice → Table 1 on our pairs*):
+:func:`encode_pair` codes a pair (reference, current) as an I then a P frame with the same
+settings and counts the P-frame's own bytes, split out of the stream at its NAL units;
+:func:`pair_anchor_curve` sweeps the CRF over a list of pairs.
 """
 
 from __future__ import annotations
@@ -297,3 +302,234 @@ def anchor_curve(frames, codec: str, crfs: Sequence[float] | None = None, gop: i
                      f"stream without SEI; PSNR {'RGB' if metric == 'rgb' else 'Y'}, 8-bit, "
                      f"mean over {t} frames of {w}×{h}"),
     )
+
+
+# --------------------------------------------------------------------------- one P-frame: pairs
+
+#: Default CRF sweeps of :func:`pair_anchor_curve`: on the BasketballPass pair f010 → f011
+#: (416×240) the *P-frame* spans about 0.008–0.4 bpp (x264) and 0.008–0.5 bpp (x265), measured;
+#: ``tests/test_video_anchors.py``. Lower than the clip sweeps: a P-frame predicted from a
+#: reference coded at the same CRF costs little (0.05–0.07 bpp at CRF 22, 0.012–0.015 at CRF 32),
+#: and above CRF 37 its rate is mostly fixed slice-header bits (at most 0.006 bpp at CRF 42–51).
+DEFAULT_PAIR_CRFS: dict[str, tuple[float, ...]] = {
+    "x264": (8, 12, 17, 22, 27, 32, 37),
+    "x265": (8, 12, 17, 22, 27, 32, 37),
+}
+
+# NAL unit types (H.264: byte & 0x1F; HEVC: (byte >> 1) & 0x3F) that open an access unit when
+# they follow a picture's slices: SEI, parameter sets, access unit delimiter
+_AU_OPENERS = {"x264": {6, 7, 8, 9}, "x265": {32, 33, 34, 35, 39}}
+
+
+def _nal_units(stream: bytes, codec: str) -> list[tuple[int, bool, bytes]]:
+    """Split an Annex B stream into NAL units: ``(type, vcl, unit)`` with ``unit`` the NAL unit's
+    bytes *with* its start code (``00 00 01``, or ``00 00 00 01`` with the zero byte before it);
+    the units tile the stream exactly (trailing zeros go to the unit before them)."""
+    starts, i = [], stream.find(b"\x00\x00\x01")
+    while i >= 0:
+        starts.append(i)
+        i = stream.find(b"\x00\x00\x01", i + 3)
+    if not starts or stream[: starts[0]].strip(b"\x00"):
+        raise FFmpegError(f"{codec}: the stream does not start with an Annex B start code")
+    cuts = [p - 1 if p > 0 and stream[p - 1] == 0 else p for p in starts]
+    cuts[0], units = 0, []
+    for k, p in enumerate(starts):
+        unit = stream[cuts[k] : cuts[k + 1] if k + 1 < len(cuts) else len(stream)]
+        header = stream[p + 3 : p + 5]
+        if len(header) < (1 if codec == "x264" else 2):
+            raise FFmpegError(f"{codec}: a NAL unit at byte {p} is cut short")
+        if codec == "x264":
+            kind = header[0] & 0x1F
+            vcl = 1 <= kind <= 5
+        else:
+            kind = (header[0] >> 1) & 0x3F
+            vcl = kind <= 31
+        units.append((kind, vcl, unit))
+    return units
+
+
+def _first_slice(unit: bytes, codec: str) -> bool:
+    """Whether a slice NAL unit opens its picture: H.264 ``first_mb_in_slice == 0`` (ue(v) "1"),
+    HEVC ``first_slice_segment_in_pic_flag``; the first bit after the NAL unit header."""
+    p = unit.find(b"\x00\x00\x01") + 3
+    body = unit[p + (1 if codec == "x264" else 2) :]
+    return bool(body) and bool(body[0] & 0x80)
+
+
+def _pictures(stream: bytes, codec: str) -> list[list[tuple[int, bool, bytes]]]:
+    """The access units of an Annex B stream, each the list of its NAL units (parameter sets and
+    other non-VCL units go with the picture they precede)."""
+    pictures: list[list[tuple[int, bool, bytes]]] = [[]]
+    for kind, vcl, unit in _nal_units(stream, codec):
+        has_slice = any(v for _, v, _ in pictures[-1])
+        if has_slice and ((vcl and _first_slice(unit, codec))
+                          or (not vcl and kind in _AU_OPENERS[codec])):
+            pictures.append([])
+        pictures[-1].append((kind, vcl, unit))
+    return pictures
+
+
+def _intra(kinds: list[int], codec: str) -> bool:
+    """Whether slice NAL unit types mark an intra random-access picture (IDR; HEVC IRAP)."""
+    return any(k == 5 if codec == "x264" else 16 <= k <= 23 for k in kinds)
+
+
+def _frame(frame, what: str) -> np.ndarray:
+    """One frame as ``(1, H, W, 3)`` uint8, checked like a clip of :func:`encode_frames`."""
+    if isinstance(frame, torch.Tensor):
+        if frame.dim() != 3 or frame.shape[0] != 3:
+            raise ValueError(f"{what} must be a (3, H, W) tensor, got {tuple(frame.shape)}")
+        return _rgb8(frame.unsqueeze(0))
+    if isinstance(frame, np.ndarray):
+        if frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError(f"{what} must be a (H, W, 3) uint8 array, got {frame.shape}")
+        return _rgb8(frame[None])
+    raise TypeError(f"{what} must be a (3, H, W) float tensor in [0, 1] or a (H, W, 3) uint8 "
+                    f"numpy array, not {type(frame).__name__}")
+
+
+def _pair_rgb8(ref, x) -> np.ndarray:
+    """The pair as a ``(2, H, W, 3)`` uint8 clip: reference first."""
+    a, b = _frame(ref, "ref"), _frame(x, "x")
+    if a.shape != b.shape:
+        raise ValueError(f"ref and x must have the same size, got {a.shape[2]}×{a.shape[1]} "
+                         f"and {b.shape[2]}×{b.shape[1]}")
+    return np.concatenate([a, b])
+
+
+def _code_pair(rgb: np.ndarray, yuv: bytes, codec: str, crf: float, fps: float, preset: str,
+               return_frames: bool) -> dict:
+    """Code the two-frame clip ``rgb`` (planes ``yuv``) as I then P and split the stream."""
+    _, h, w, _ = rgb.shape
+    r = _code(rgb, yuv, codec, crf, 2, fps, preset, True, True)
+    pictures = _pictures(r["bitstream"], codec)
+    kinds = [[k for k, vcl, _ in pic if vcl] for pic in pictures]
+    if len(pictures) != 2 or not all(kinds):
+        raise FFmpegError(f"{codec} at CRF {crf:g}: expected two coded pictures, found "
+                          f"{sum(map(bool, kinds))} (NAL unit types per access unit: {kinds})")
+    if _intra(kinds[1], codec) or r["frame_types"] != "IP":
+        raise FFmpegError(f"{codec} at CRF {crf:g} coded the second frame as an intra picture "
+                          f"(decoded frame types {r['frame_types']!r}, slice NAL unit types "
+                          f"{kinds[1]}): no P-frame rate to report")
+    p_bytes = sum(len(u) for _, vcl, u in pictures[1] if vcl)
+    i_bytes = sum(len(u) for _, _, u in pictures[0])
+    out = {"codec": codec, "crf": crf, "height": h, "width": w,
+           "p_bytes": p_bytes, "i_bytes": i_bytes,
+           "p_other_bytes": sum(len(u) for _, vcl, u in pictures[1] if not vcl),
+           "p_bpp": 8.0 * p_bytes / (h * w), "i_bpp": 8.0 * i_bytes / (h * w),
+           "psnr": _psnr8(rgb[1:], r["decoded"][1:]),
+           "psnr_y": _psnr8(r["source_y"][1:], r["decoded_y"][1:]),
+           "ref_psnr": _psnr8(rgb[:1], r["decoded"][:1]),
+           "ref_psnr_y": _psnr8(r["source_y"][:1], r["decoded_y"][:1]),
+           "nal_types": kinds, "frame_types": r["frame_types"],
+           "encoding_time": r["encoding_time"], "decoding_time": r["decoding_time"]}
+    if return_frames:
+        out.update(decoded=r["decoded"], bitstream=r["bitstream"],
+                   p_stream=b"".join(u for _, vcl, u in pictures[1] if vcl))
+    return out
+
+
+def encode_pair(ref, x, codec: str, crf: float, *, preset: str = "medium", fps: float = 50.0,
+                return_frames: bool = False) -> dict:
+    """Code one P-frame with x264 or x265: the two-frame clip ``(ref, x)`` as an I then a P frame.
+
+    The anchor of Table 1 of Brand et al. (Generalized Difference Coder) on our pairs: the
+    settings of :func:`encode_frames` (``yuv420p`` BT.601, preset ``medium``, ``tune
+    zerolatency``: low-delay P, one thread, SEI stripped) on a group of two frames, so that ``x``
+    is coded as a P picture predicted from the *decoded* ``ref``. The raw stream (Annex B) is
+    split into NAL units at their start codes and into the two access units (H.264 type
+    ``byte & 0x1F``: slices 1 and 5 (IDR), SPS/PPS 7/8; HEVC type ``(byte >> 1) & 0x3F``: slices
+    0–31, IRAP 16–23, VPS/SPS/PPS 32–34; a picture opens at its first slice); the check is that
+    exactly two pictures were coded and that the second is neither IDR/IRAP nor decoded as an I
+    frame (else :class:`FFmpegError`).
+
+    ``ref`` and ``x``: ``(3, H, W)`` float tensors in ``[0, 1]`` (rounded to 8 bits; uint8 taken
+    as is) or ``(H, W, 3)`` uint8 arrays, of the same even size (4:2:0; an odd side is refused,
+    as by :func:`encode_frames`). ``codec`` ``"x264"`` or ``"x265"``, ``crf`` in 0–51 (the
+    encoder chooses the P-frame's quantiser from it, a few steps coarser than the I frame's).
+
+    Returns a dict: ``p_bytes``, the bytes of the second picture's slice NAL units with their
+    start codes (the P-frame's own rate: ``p_bpp = 8·p_bytes / (H·W)``); ``i_bytes``, all bytes
+    of the first access unit, parameter sets included (``i_bpp``); ``p_other_bytes`` (non-slice
+    units of the second access unit: none with these settings); ``psnr`` and ``psnr_y``, RGB
+    and Y PSNR (8-bit) of the decoded second frame against ``x``; ``ref_psnr`` and
+    ``ref_psnr_y`` of the decoded first frame against ``ref``; ``nal_types`` (slice NAL unit
+    types of each picture), ``frame_types`` (``"IP"``), ``height``, ``width``, ``codec``,
+    ``crf``, ``encoding_time`` and ``decoding_time`` (seconds, both frames). With
+    ``return_frames=True`` also ``decoded`` (``(2, H, W, 3)`` uint8), ``bitstream`` (the whole
+    stream) and ``p_stream`` (the P-frame's slice NAL units, the ``p_bytes`` counted).
+
+    Defined in book section *Conditional coding in practice → Table 1 on our pairs*.
+    """
+    _check(codec, crf, 2)
+    rgb = _pair_rgb8(ref, x)
+    _, h, w, _ = rgb.shape
+    yuv = _convert(rgb.tobytes(), (h, w), "rgb24", "yuv420p", _TO_YUV)
+    return _code_pair(rgb, yuv, codec, crf, fps, preset, return_frames)
+
+
+def pair_anchor_curve(pairs: Sequence[tuple], codec: str, crfs: Sequence[float] | None = None,
+                      *, preset: str = "medium", fps: float = 50.0,
+                      name: str | None = None) -> dict:
+    """The P-frame rate-distortion curve of x264 or x265 over pairs: :func:`encode_pair` per CRF.
+
+    ``pairs``: a list of ``(ref, x)`` (as :func:`encode_pair` takes them; the pairs may differ in
+    size); ``crfs`` defaults to :data:`DEFAULT_PAIR_CRFS` (P-frames of about 0.01–0.5 bpp on
+    BasketballPass). The rate counts the **P-frame's own bits** (its slice NAL units, start codes
+    included), never the I frame's; but the anchor codes its reference itself, at the same CRF
+    (its quality is ``ref_psnr``), whereas the learned P-frame coders
+    (:mod:`nctutor.codecs.conditional`) predict from a JPEG 2000 reference at 35 dB. On
+    BasketballPass the anchor's reference is near 35 dB (RGB) at CRF 27: better below, worse
+    above, so at low CRFs the anchor predicts from a better reference than the learned coders.
+
+    Returns a dict: ``codec``, ``crfs``; per CRF the means over pairs ``bpp`` (P-frame bpp,
+    ``8·p_bytes / (H·W)``), ``psnr`` (RGB PSNR of the P-frame), ``psnr_y`` (its Y PSNR),
+    ``ref_psnr``, ``ref_bpp`` (the I frame); the per-pair values ``pair_bpp``, ``pair_psnr``,
+    ``pair_psnr_y`` (lists per CRF, one value per pair, in order) and ``records`` (per CRF, the
+    dict of :func:`encode_pair` of each pair, without frames); ``encoding_time`` and
+    ``decoding_time`` (mean seconds per frame at each CRF); ``name`` (a legend label) and
+    ``description``. Plain values only, so the dict can be stored as JSON; for plots and
+    Bjøntegaard deltas, ``RDCurve(r["name"], r["bpp"], r["psnr"], qualities=r["crfs"])``.
+
+    Defined in book section *Conditional coding in practice → Table 1 on our pairs*.
+    """
+    if codec not in DEFAULT_PAIR_CRFS:
+        raise ValueError(f"unknown codec {codec!r}; choose one of {', '.join(VIDEO_CODECS)}")
+    crfs = list(DEFAULT_PAIR_CRFS[codec] if crfs is None else crfs)
+    if not crfs:
+        raise ValueError("crfs must not be empty")
+    pairs = list(pairs)
+    if not pairs:
+        raise ValueError("pairs must not be empty")
+    for crf in crfs:
+        _check(codec, crf, 2)
+    clips = []
+    for k, pair in enumerate(pairs):
+        if len(pair) != 2:
+            raise ValueError(f"pair {k} must be (ref, x), got {len(pair)} items")
+        rgb = _pair_rgb8(*pair)
+        clips.append((rgb, _convert(rgb.tobytes(), rgb.shape[1:3], "rgb24", "yuv420p", _TO_YUV)))
+    records = [[_code_pair(rgb, yuv, codec, crf, fps, preset, False) for rgb, yuv in clips]
+               for crf in crfs]
+
+    def values(key: str) -> list[list[float]]:
+        return [[r[key] for r in row] for row in records]
+
+    def means(key: str) -> list[float]:
+        return [float(np.mean(v)) for v in values(key)]
+
+    import imageio_ffmpeg
+
+    sizes = sorted({f"{rgb.shape[2]}×{rgb.shape[1]}" for rgb, _ in clips})
+    description = (f"{codec} through ffmpeg {imageio_ffmpeg.get_ffmpeg_version()} "
+                   f"(imageio-ffmpeg): yuv420p BT.601, preset {preset}, tune zerolatency, "
+                   f"I then P, {fps:g} fps, one thread; bits of the P-frame's slice NAL units "
+                   f"only (reference coded by the anchor at the same CRF); PSNR of the P-frame, "
+                   f"8-bit, mean over {len(pairs)} pairs of {', '.join(sizes)}")
+    return {"codec": codec, "crfs": crfs, "bpp": means("p_bpp"), "psnr": means("psnr"),
+            "psnr_y": means("psnr_y"), "ref_psnr": means("ref_psnr"), "ref_bpp": means("i_bpp"),
+            "pair_bpp": values("p_bpp"), "pair_psnr": values("psnr"),
+            "pair_psnr_y": values("psnr_y"), "records": records,
+            "encoding_time": [v / 2 for v in means("encoding_time")],
+            "decoding_time": [v / 2 for v in means("decoding_time")],
+            "name": name or _NAMES[codec] + " P-frame", "description": description}
