@@ -9,14 +9,19 @@ coding with learned priors → Real bitstreams*).
     nctutor compress IN… --out-dir DIR [same options]
     nctutor compress CLIP.mp4|FRAMES/ OUT.nct --model frameconv3d-order1 [--frames N]
                      [--channels K] [--profile P]
+    nctutor compress FRAME.png OUT.nct --model pframe-xgdc [--quality 2] --reference REF.png
+                     [--switch {d,g,frame,quadtree}] [--profile P]
     nctutor decompress IN.nct OUT.png
     nctutor decompress VIDEO.nct FRAMES/|OUT.mkv
+    nctutor decompress PFRAME.nct OUT.png --reference REF.png
     nctutor decompress IN.nct… --out-dir DIR
     nctutor models [--profile P] [--json]
     nctutor train NAME --quality Q [--profile P] [--steps N] [--lr LR] [--out DIR] [--init RUN]
                   [--metric {mse,ms-ssim}] [--patch-size P]
     nctutor train VIDEO_NAME [--profile P] [--steps N] [--lr LR] [--out DIR] [--init RUN]
                   [--patch-size P]
+    nctutor train PFRAME_NAME --quality Q [--profile P] [--steps N] [--lr LR] [--out DIR]
+                  [--init FILE] [--patch-size P]
     nctutor eval [--model NAME] [--quality Q …] [--dataset kodak] [--json OUT]
     nctutor bench [--model NAME …] [--images N] [--crop C] [--repeat R] [--per-image] [--json OUT]
     nctutor bench --modes compressai,scalar,hex,oct,shift … [same options]
@@ -58,6 +63,16 @@ first ``--frames`` frames only if asked, ``--channels K`` binary channels of the
 FFV1 video; with ``--out-dir``, the folder ``DIR/NAME``. The groups are decoded on one thread
 (:func:`nctutor.container.decode_video`), so the frames are bit-exact whatever the thread count.
 ``train NAME`` of a video model runs :func:`nctutor.videotrain.train` (no ``--quality``).
+
+*P-frames* (the conditional coders of :mod:`nctutor.codecs.conditional`, :data:`PFRAME_MODELS`;
+chapter *Conditional coding in practice*). ``compress --model pframe-xgdc --reference REF.png``
+codes one frame given its reference frame, the decoded previous frame exactly as its decoder
+wrote it (:func:`nctutor.container.encode_pframe`; ``--quality`` defaults to 2); ``--switch``
+chooses how xGDC picks between its two reconstructions (default: the quad-tree). ``decompress``
+of a P-frame file needs the same ``--reference``: another frame is refused, as is a
+``--reference`` given for an image or a video file. The weights come from
+:func:`nctutor.zoo.pframe_model` and are never trained on the spot; ``train NAME --quality Q``
+of a P-frame model runs :func:`nctutor.pframetrain.train`.
 
 *Weights.* ``compress``, ``eval`` and ``bench`` never hand out a codec trained by surprise: they use
 the weights :func:`nctutor.zoo.locate` finds (for ``--profile P`` or ``$NCTUTOR_PROFILE``, that
@@ -108,6 +123,11 @@ LATENT_MODELS = ("mbt2018-mean:1,2,3,4", "bmshj2018-factorized:1,3")
 #: The binary video codecs (:data:`nctutor.codecs.video.MODELS`), repeated here so that
 #: ``nctutor --help`` imports no torch (tests/test_video_cli.py checks that the two agree).
 VIDEO_MODELS = ("frameconv3d-order0", "frameconv3d-order1", "frameconv3d-order2")
+
+#: The P-frame coders (:data:`nctutor.codecs.conditional.CODERS`), repeated here so that
+#: ``nctutor --help`` imports no torch (tests/test_pframe_cli.py checks that the two agree).
+PFRAME_MODELS = ("pframe-diff", "pframe-codecnet64", "pframe-codecnet192", "pframe-gdc",
+                 "pframe-xgdc")
 
 #: Suffixes of video files: a video ``.nct`` is not decompressed to one of these but ``.mkv``
 #: (lossless FFV1), and ``compress`` of a video does not overwrite one.
@@ -259,6 +279,12 @@ def cmd_compress(args: argparse.Namespace) -> int:
     from . import codecs, container, data, zoo
     from .files import atomic_write
 
+    if args.model in PFRAME_MODELS:
+        return _compress_pframe(args)
+    for option in ("reference", "switch"):
+        if getattr(args, option) is not None:
+            raise ValueError(f"--{option} is for the P-frame models ({', '.join(PFRAME_MODELS)}), "
+                             f"not {args.model}")
     if args.model in VIDEO_MODELS:
         return _compress_video(args)
     for option in ("frames", "channels"):
@@ -312,6 +338,84 @@ def cmd_compress(args: argparse.Namespace) -> int:
               f"{info['name']} q{info['quality']} [{info['profile'] or 'pretrained'}], "
               f"{_coder_label(coder, args.quantizer, steps)}, {seconds:.2f} s")
     return EXIT_USAGE if failed else 0
+
+
+# ----------------------------------------------------------------------------- P-frames
+def _compress_pframe(args: argparse.Namespace) -> int:
+    """``nctutor compress --model pframe-…``: one frame and its ``--reference`` → a P-frame
+    ``.nct`` file (:func:`nctutor.container.encode_pframe`); prints bytes, bpp, the split
+    between motion, latents, switching bits and header, and seconds."""
+    from . import container, data, zoo
+    from .files import atomic_write
+
+    refused = [o for o, given in (("--coder", args.coder is not None),
+                                  ("--quantizer", args.quantizer != "scalar"),
+                                  ("--latent-shift", args.latent_shift),
+                                  ("--search", args.search is not None),
+                                  ("--frames", args.frames is not None),
+                                  ("--channels", args.channels is not None)) if given]
+    if refused:
+        raise ValueError(f"{refused[0]} is for the image or video codecs, not the P-frame model "
+                         f"{args.model}")
+    if args.reference is None:
+        raise ValueError(f"the P-frame model {args.model} codes a frame given its reference "
+                         f"frame: pass --reference REF.png (the decoded previous frame, the PNG "
+                         f"its decoder wrote)")
+    if args.switch is not None and args.model != "pframe-xgdc":
+        raise ValueError(f"--switch chooses between xGDC's two reconstructions; {args.model} has "
+                         f"one")
+    if args.out_dir is not None:
+        raise ValueError("--out-dir: a P-frame is coded against one reference frame; give one "
+                         "frame and one output file")
+    [(src, dst)] = _pairs(args.files, None, ".nct")
+    reference = Path(args.reference)
+    _check_input(src, "an image file")
+    _check_input(reference, "a reference frame (an image file)")
+    x, ref = data.load_image(src), data.load_image(reference)
+    if x.shape != ref.shape:
+        raise ValueError(f"{src} is {x.shape[2]}×{x.shape[1]}, its reference {reference} "
+                         f"{ref.shape[2]}×{ref.shape[1]}: a frame and its reference must have "
+                         f"the same size")
+    quality = 2 if args.quality is None else args.quality
+    model = zoo.pframe_model(args.model, quality, _video_profile(args)[0])
+    info = model.nctutor
+    tic = time.perf_counter()
+    blob = container.encode_pframe(model, x, ref, info["name"], quality, info["profile"],
+                                   switch=args.switch)
+    seconds = time.perf_counter() - tic
+    atomic_write(dst, blob)
+    h = container.read_header(blob)
+    split = h.split
+    print(f"{dst}: {len(blob)} bytes, {8 * len(blob) / (h.height * h.width):.4f} bpp (motion "
+          f"{split['motion']}, latents {split['latent']}, switching {split['side']}, header "
+          f"{split['header']} bytes), {h.width}×{h.height}, {info['name']} q{quality} "
+          f"[{info['profile']}], switch {h.switch}, {seconds:.2f} s")
+    return 0
+
+
+def _decompress_pframe(blob: bytes, header, dst: Path, ref, memo: dict) -> None:
+    """Decode a P-frame ``.nct`` (its header read) against the reference frame ``ref`` into the
+    PNG ``dst`` with the coder its header names (loaded once per coder, quality and profile,
+    never trained); prints the summary."""
+    from . import container, data, zoo
+    from .files import atomic_write
+
+    key = ("pframe", header.model, header.quality, header.profile)
+    if key not in memo:
+        try:
+            memo[key] = zoo.pframe_model(header.model, header.quality, header.profile or None)
+        except ZooError as e:
+            memo[key] = ZooError(f"written by {header.model} q{header.quality} "
+                                 f"[{header.profile or 'n/a'}], whose weights are not here: {e}")
+    if isinstance(memo[key], Exception):
+        raise memo[key]
+    tic = time.perf_counter()
+    x = container.decode_pframe(blob, memo[key], ref)
+    seconds = time.perf_counter() - tic
+    atomic_write(dst, lambda tmp: data.save_image(x, tmp, format="PNG"))
+    print(f"{dst}: {header.width}×{header.height}, {header.model} q{header.quality} "
+          f"[{header.profile or 'n/a'}], switch {header.switch}, {len(blob)} bytes, "
+          f"{8 * len(blob) / (header.height * header.width):.4f} bpp, {seconds:.2f} s")
 
 
 # ----------------------------------------------------------------------------- video
@@ -541,18 +645,39 @@ def _decoder(header, memo: dict):
 def cmd_decompress(args: argparse.Namespace) -> int:
     """``nctutor decompress``: ``.nct`` files → 8-bit PNGs, each with the model named in its
     header (loaded once per model, never trained); a video file → a folder of PNG frames or a
-    lossless ``.mkv`` (:func:`_decompress_video`). The file format is that of book section
+    lossless ``.mkv`` (:func:`_decompress_video`); a P-frame file → a PNG, given its reference
+    frame with ``--reference`` (:func:`_decompress_pframe`). The file format is that of book section
     *Transform coding with learned priors → Real bitstreams*; no page runs the command."""
     from . import container, data
     from .files import atomic_write
 
     pairs = _pairs(args.files, args.out_dir, ".png")
+    ref = None
+    if args.reference is not None:
+        if len(pairs) > 1:
+            raise ValueError("--reference is the reference frame of one P-frame file: decompress "
+                             "several P-frames in separate runs, each with its own reference")
+        _check_input(Path(args.reference), "a reference frame (an image file)")
+        ref = data.load_image(args.reference)
     memo, failed = {}, 0
     for src, dst in pairs:
         try:
             _check_input(src, "an .nct file")
             blob = src.read_bytes()
             header = container.read_header(blob)
+            if (header.kind == "pframe") != (ref is not None):
+                raise ValueError(
+                    f"{src} is a P-frame of {header.model}: it decodes given the frame it was "
+                    f"coded against; pass --reference REF.png (the exact decoded reference, the "
+                    f"same PNG)" if ref is None else
+                    f"--reference is for P-frame files; {src} holds "
+                    f"{'an' if header.kind == 'image' else 'a'} {header.kind}: leave it out")
+            if header.kind == "pframe":
+                try:
+                    _decompress_pframe(blob, header, dst, ref, memo)
+                except ZooError as e:
+                    raise ZooError(f"{src}: {e}") from None
+                continue
             if header.kind == "video":
                 try:
                     _decompress_video(blob, header, dst.with_suffix("") if args.out_dir else dst,
@@ -611,13 +736,14 @@ def cmd_models(args: argparse.Namespace) -> int:
             print(f"{m['name']:<{width}}  {m['kind']}  {w['from']} [{w['profile']}]")
         else:
             print(f"{m['name']:<{width}}  {m['kind']}  {_qualities(m['weights'])}")
-    for kind, usage in (("image", "nctutor train NAME --quality Q --profile P"),
-                        ("video", "nctutor train NAME --profile P")):
+    for kind, usage, which in (("image", "nctutor train NAME --quality Q --profile P", ""),
+                               ("video", "nctutor train NAME --profile P", " (video codecs)"),
+                               ("pframe", "nctutor train NAME -q Q --profile P",
+                                " (P-frame coders)")):
         commands = [w["command"] for m in found if m["kind"] == kind for w in m["weights"]
                     if "command" in w]
         if commands:
-            print(f"needs training: `{usage}` makes them, e.g. `{commands[0]}`"
-                  + (" (video codecs)" if kind == "video" else ""))
+            print(f"needs training: `{usage}` makes them, e.g. `{commands[0]}`{which}")
     return 0
 
 
@@ -629,13 +755,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _train_video(args)
     if args.quality is None:
         args.parser.error("the following arguments are required: --quality")
+    if args.name in PFRAME_MODELS:
+        return _train_pframe(args)
     import torch.distributed as dist
 
     from . import train
 
     cfg = train.TrainConfig(model=args.name, quality=args.quality, profile=args.profile,
-                            steps=args.steps, lr=args.lr, out_dir=args.out, seed=args.seed,
-                            init_from=args.init, metric=args.metric,
+                            steps=args.steps, lr=args.lr, out_dir=args.out,
+                            seed=args.seed or 0, init_from=args.init, metric=args.metric,
                             patch_size=args.patch_size)
     try:
         result = train.train(cfg, progress=not args.quiet)
@@ -664,7 +792,7 @@ def _train_video(args: argparse.Namespace) -> int:
     if args.metric != "mse":
         raise ValueError(f"--metric {args.metric}: the video models train on the MSE only")
     cfg = videotrain.VideoTrainConfig(model=args.name, profile=args.profile, steps=args.steps,
-                                      lr=args.lr, out_dir=args.out, seed=args.seed,
+                                      lr=args.lr, out_dir=args.out, seed=args.seed or 0,
                                       init_from=args.init, patch_size=args.patch_size)
     m = videotrain.train(cfg, progress=not args.quiet)["manifest"]
     final = {k: m.get("final", {}).get(k, float("nan")) for k in ("loss", "psnr")}
@@ -673,6 +801,27 @@ def _train_video(args: argparse.Namespace) -> int:
           f"steps in {m['seconds']} s, loss {final['loss']:.5f}, PSNR {final['psnr']:.2f} dB"
           + (", validation PSNR " + ", ".join(f"K={k}: {v:.2f} dB" for k, v in val.items())
              if val else ""))
+    return 0
+
+
+def _train_pframe(args: argparse.Namespace) -> int:
+    """``nctutor train`` of a P-frame model: :func:`nctutor.pframetrain.train` with the options
+    that apply (the seed, unless given, is the trainer's: every coder sees the same crops; no
+    metric: the loss is the MSE's); prints the run folder and the final loss, bpp and PSNR."""
+    from . import pframetrain
+
+    if args.metric != "mse":
+        raise ValueError(f"--metric {args.metric}: the P-frame models train on the MSE only")
+    seed = {} if args.seed is None else {"seed": args.seed}
+    cfg = pframetrain.PFrameTrainConfig(model=args.name, quality=args.quality,
+                                        profile=args.profile, steps=args.steps, lr=args.lr,
+                                        patch_size=args.patch_size, out_dir=args.out,
+                                        init_from=args.init, **seed)
+    m = pframetrain.train(cfg, progress=not args.quiet)["manifest"]
+    final = {k: m.get("final", {}).get(k, float("nan")) for k in ("loss", "bpp", "psnr")}
+    print(f"{m['settings']['run_dir']}: {args.name} q{args.quality} [{m['settings']['profile']}]"
+          f", {m['steps']} steps in {m['seconds']} s, loss {final['loss']:.4f}, bpp "
+          f"{final['bpp']:.4f}, PSNR {final['psnr']:.2f} dB")
     return 0
 
 
@@ -1031,10 +1180,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write DIR/NAME.nct for each image NAME.png given (the folder must exist)")
     p.add_argument("--model", default="mbt2018-mean",
                    help="codec name, or compressai:NAME for CompressAI's pretrained models, or a "
-                        "video model (" + ", ".join(VIDEO_MODELS) + ") (default: %(default)s; "
-                        "`nctutor models` lists them)")
-    p.add_argument("--quality", type=int, default=None, choices=range(1, 9), metavar="Q",
-                   help="quality 1..8 of an image codec (default: 3)")
+                        "video model (" + ", ".join(VIDEO_MODELS) + "), or a P-frame model ("
+                        + ", ".join(PFRAME_MODELS) + ") (default: %(default)s; `nctutor models` "
+                        "lists them)")
+    p.add_argument("--quality", "-q", type=int, default=None, choices=range(1, 9), metavar="Q",
+                   help="quality 1..8 of an image codec (default: 3) or a P-frame model "
+                        "(default: 2)")
+    p.add_argument("--reference", default=None, metavar="REF",
+                   help="P-frame models: the reference frame the frame is coded against, the "
+                        "decoded previous frame exactly as its decoder wrote it (a PNG)")
+    p.add_argument("--switch", choices=("d", "g", "frame", "quadtree"), default=None,
+                   help="pframe-xgdc: x̂_d or x̂_g everywhere, the better of the two for the "
+                        "frame (one bit), or a quad-tree of blocks (default: quadtree)")
     p.add_argument("--frames", type=int, default=None, metavar="N",
                    help="video models: code the first N frames only (default: all)")
     p.add_argument("--channels", type=int, default=None, metavar="K",
@@ -1071,6 +1228,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", default=None, metavar="DIR",
                    help="write DIR/NAME.png for each NAME.nct given, DIR/NAME/ for a video (the "
                         "folder must exist)")
+    p.add_argument("--reference", default=None, metavar="REF",
+                   help="a P-frame file: the reference frame it was coded against (the same "
+                        "PNG, bit for bit)")
     p.set_defaults(func=cmd_decompress)
 
     p = sub.add_parser("models", help="list the codecs and where their weights come from")
@@ -1083,16 +1243,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a codec (DDP under torchrun)")
     p.add_argument("name", help="codec name, e.g. mbt2018-mean, or a video model ("
-                   + ", ".join(VIDEO_MODELS) + ")")
-    p.add_argument("--quality", type=int, default=None, choices=range(1, 9), metavar="Q",
-                   help="quality 1..8 (required for an image codec; none for a video model)")
+                   + ", ".join(VIDEO_MODELS) + "), or a P-frame model ("
+                   + ", ".join(PFRAME_MODELS) + ")")
+    p.add_argument("--quality", "-q", type=int, default=None, choices=range(1, 9), metavar="Q",
+                   help="quality 1..8 (required for an image codec and a P-frame model; none "
+                        "for a video model)")
     p.add_argument("--profile", default=None, help="smoke, cpu or gpu (default: $NCTUTOR_PROFILE)")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: profile's)")
     p.add_argument("--lr", type=float, default=None,
                    help="initial learning rate (default: profile's; a fine-tune from --init "
                         "usually wants less)")
     p.add_argument("--out", default=None, help="run folder (default: in the cache)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="random seed (default: 0; a P-frame model: its trainer's default)")
     p.add_argument("--init", default=None, metavar="RUN",
                    help="start from the weights of a finished run (folder or checkpoint.pt) "
                         "or of an exported weights file (e.g. the shipped "

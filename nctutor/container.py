@@ -10,7 +10,7 @@ Layout of format version 2, written by this nctutor (all integers big-endian)::
     offset  size  field
     0       4     magic b"NCT1" (the same in every version; the next byte is the version)
     4       1     format version (2)
-    5       1     kind: 0 image, 2 video (layout below; 1 pframe: reserved)
+    5       1     kind: 0 image, 1 pframe, 2 video (their layouts below)
     6       1     coder of y: 0 table, 1 exact, 2 lattice (see below)
     7       1     quantizer: 0 scalar rounding, 1 hex (A2), 2 oct (A3*)
     8       1     padding mode (0: replicate, bottom and right)
@@ -29,10 +29,10 @@ Layout of format version 2, written by this nctutor (all integers big-endian)::
 
 *Kind* says what the streams hold and in which order: for an image, those of ``compress()``
 (``[y]`` or ``[y, z]``, ``n`` fixed by the model). The stream table holds any number of streams,
-so that the other kinds (a video, one stream per group of frames; a P-frame, reserved) can use
-the same layout. *Coder* says how ``y`` is entropy-coded: ``table`` is CompressAI's rANS
-with its precomputed CDF tables (``GaussianConditional``, or ``EntropyBottleneck`` for the
-factorized prior), what the CompressAI classes write; ``exact`` is
+so that the other kinds (a video, one stream per group of frames; a P-frame, its motion, ``y``,
+``z`` and switching bits) can use the same layout. *Coder* says how ``y`` is entropy-coded:
+``table`` is CompressAI's rANS with its precomputed CDF tables (``GaussianConditional``, or
+``EntropyBottleneck`` for the factorized prior), what the CompressAI classes write; ``exact`` is
 :func:`nctutor.entropy.gaussian.encode_gaussian`, one quantized Gaussian per symbol, written by
 the twins of :mod:`nctutor.codecs.exact` (hyperpriors only). ``z`` is coded with CompressAI's
 ``EntropyBottleneck`` in both. *Quantizer* says how the latents were made integers: ``scalar``
@@ -82,6 +82,38 @@ bits have the shape ``(frames, K, ceil(H/16), ceil(W/16))`` and decode alone, so
 one group at a time. The latent size is not stored: ``H``, ``W`` imply it. Every group is at most
 :data:`MAX_PIXELS` pixels in all (``T·H·W``), which bounds the decoder's memory like an image's.
 
+*Kind 1, a P-frame* (version 2; written by :func:`encode_pframe` for the conditional coders of
+:mod:`nctutor.codecs.conditional`, chapter *Conditional coding in practice*) codes one frame
+given a reference frame that the decoder already has (a decoded previous frame, bit for bit)::
+
+    offset  size  field
+    0       4     magic b"NCT1"
+    4       1     format version (2)
+    5       1     kind (1: pframe)
+    6       1     switch between xGDC's two reconstructions (:data:`SWITCHES`): 0 none (the other
+                  coders), 1 d (x̂_d only), 2 g (x̂_g only), 3 frame (one bit), 4 quadtree
+    7       1     padding mode (0: replicate, bottom and right, to multiples of 64)
+    8       1     quality (1..8)
+    9       2+2   channel widths N, M of the coder's core
+    13      4+4   frame height H, width W
+    21      2+2   latent shape from compress() (h, w) = (ceil(H/64), ceil(W/64))
+    25      4     number of switching bits (0 for none, d, g; 1 for frame)
+    29      4     fingerprint: :func:`nctutor.codecs.model_fingerprint` of the coder
+    33      4     reference fingerprint: :func:`reference_fingerprint` of the reference frame
+    37      1+1   lengths of the model name and profile name (ASCII, at most 48 each)
+    39      …     model name (one of :data:`nctutor.codecs.conditional.CODERS`), profile name
+    …       4     number of streams n (4)
+    …       4·4   stream lengths: motion, y, z, side
+    …       4     CRC32 of every header byte before it and of the payload
+    …       …     payload: the motion vectors (:func:`nctutor.codecs.pframe.encode_motion`),
+                  ``y`` and ``z`` of the coder's ``compress``, the switching bits
+                  (:func:`nctutor.codecs.conditional.pack_bits`; empty without switching)
+
+The reference is not in the file: the decoder must be given the *same* frame, as 8-bit values
+(the PNG the decoder of the reference wrote). Its fingerprint, a CRC32 of its size and of its
+8-bit pixels, lets the decoder refuse any other frame with a clear
+:class:`ReferenceMismatchError` instead of decoding garbage.
+
 Version 1 (``.nct`` files written before the coders were named in the header, e.g. by the first
 shipped weights) is still read, as ``kind`` image, ``coder`` table, ``quantizer`` scalar. Its
 layout::
@@ -100,10 +132,11 @@ lengths add up to exactly the bytes that follow, and the CRC — then every fiel
 kind, coder and quantizer are known (else: written by a newer nctutor), that the latent shape is
 the one H, W and the model imply; all before the model or any tensor is touched. A file that
 claims more than :data:`MAX_SIDE` pixels a side or :data:`MAX_PIXELS` in all is refused (the
-encoder refuses to write one); a video also more than :data:`MAX_GROUP` frames a group,
-:data:`MAX_FRAMES` frames in all, or another number of streams than its groups. An unknown kind
-is refused right after the version (its layout is unknown). Everything wrong with a file raises
-:class:`BitstreamError`.
+encoder refuses to write one); a P-frame also a switch that its coder does not make, a
+number of switching bits its size cannot hold, or other than 4 streams; a video also more than
+:data:`MAX_GROUP` frames a group, :data:`MAX_FRAMES` frames in all, or another number of streams
+than its groups. An unknown kind is refused right after the version (its layout is unknown).
+Everything wrong with a file raises :class:`BitstreamError`.
 
 Memory: the whole image goes through the model at once (no tiling); peak memory grows like
 N·H·W. For the 2048×1363 CLIC photo with the smoke-size mean-scale model (N=16, M=24) on CPU,
@@ -124,6 +157,8 @@ import torch
 
 from . import codecs, config
 from .codecs import architecture_of, latent_shape, model_fingerprint, num_streams
+from .codecs import conditional as cc
+from .codecs import pframe as pf
 from .codecs.exact import EXACT_CLASSES, exact, has_exact_coder
 from .codecs.latent import MAIN_STEPS, SIDE_STEPS, LatentCodec, has_latent_codec
 from .codecs.video import MODELS as VIDEO_MODELS
@@ -143,9 +178,14 @@ MAX_GROUP = 64
 MAX_FRAMES = 100_000
 
 #: The codes of the header's enumerated fields: the name at index ``code``. Codes beyond these
-#: tuples are reserved (quantizers for the lattices), and so is kind 1 (pframe): this nctutor
-#: reads kinds 0 (image) and 2 (video) only.
+#: tuples are reserved (a file that uses one was written by a newer nctutor).
 KINDS = ("image", "pframe", "video")
+#: How a P-frame file picks between xGDC's two reconstructions (its ``switch`` byte): ``none``
+#: for the coders with one reconstruction; ``d`` (``x̂_d`` everywhere), ``g`` (``x̂_g``), ``frame``
+#: (one bit: the smaller Lagrangian cost) and ``quadtree`` (a block per leaf) for xGDC.
+SWITCHES = ("none", "d", "g", "frame", "quadtree")
+#: The stride a P-frame is padded to (the core's ``z`` has 64 pixels a sample).
+PFRAME_STRIDE = 64
 CODERS = ("table", "exact", "lattice")
 QUANTIZERS = ("scalar", "hex", "oct")
 
@@ -154,6 +194,7 @@ _FIXED_V3 = struct.Struct(">4sBBBBBBBIIHHHHIBB")  # version 3: the same with the
 _FIXED_V1 = struct.Struct(">4sBBBBIIHHHHIBB")  # version 1: the same without kind/coder/quantizer
 _U32 = struct.Struct(">I")
 _VIDEO = struct.Struct(">4sBBBBHHHHIIIIBB")  # kind 2 (video): everything up to the two names
+_PFRAME = struct.Struct(">4sBBBBBHHIIHHIIIBB")  # kind 1 (pframe): everything up to the two names
 
 
 @dataclass(frozen=True)
@@ -272,6 +313,61 @@ class VideoHeader:
         return sum(self.lengths)
 
 
+@dataclass(frozen=True)
+class PFrameHeader:
+    """The parsed header of a P-frame ``.nct`` file (kind 1; the layout in the module docstring).
+
+    Attributes:
+        version: format version (2).
+        kind: ``"pframe"``.
+        model: coder name, one of :data:`nctutor.codecs.conditional.CODERS`.
+        profile: profile the coder was made with.
+        quality: quality index 1..8 (the λ of the coder's training and of the switching).
+        switch: one of :data:`SWITCHES`.
+        padding: padding mode (0: replicate at the bottom and right).
+        N, M: channel widths of the coder's core.
+        height, width: size of the frame (and of its reference).
+        shape: latent shape passed to ``decompress()``.
+        side_bits: number of switching bits in the side stream.
+        fingerprint: :func:`nctutor.codecs.model_fingerprint` of the encoder's coder.
+        reference: :func:`reference_fingerprint` of the reference frame.
+        lengths: byte lengths of the four streams (motion, y, z, side).
+        header_size: bytes before the payload.
+
+    Defined in book section *Conditional coding in practice → Real bitstreams*.
+    """
+
+    version: int
+    kind: str
+    model: str
+    profile: str
+    quality: int
+    switch: str
+    padding: int
+    N: int
+    M: int
+    height: int
+    width: int
+    shape: tuple[int, int]
+    side_bits: int
+    fingerprint: int
+    reference: int
+    lengths: tuple[int, ...]
+    header_size: int
+
+    @property
+    def payload_size(self) -> int:
+        """Total bytes of the four streams."""
+        return sum(self.lengths)
+
+    @property
+    def split(self) -> dict[str, int]:
+        """Bytes of the motion, of the coder's latents (``y`` and ``z``) and of the switching
+        bits, and of the header (the rest of the file)."""
+        motion, y, z, side = self.lengths
+        return {"motion": motion, "latent": y + z, "side": side, "header": self.header_size}
+
+
 # --------------------------------------------------------------------------- header
 
 
@@ -328,11 +424,11 @@ def _stream_table(blob: bytes, table: int, n: int) -> tuple[tuple[int, ...], int
     return tuple(lengths), header_size
 
 
-def read_header(blob: bytes) -> Header | VideoHeader:
+def read_header(blob: bytes) -> Header | VideoHeader | PFrameHeader:
     """Parse and validate the header of ``blob`` (the whole file, version 1, 2 or 3): every check
     of the module docstring, CRC included, without decoding anything. Raises
     :class:`BitstreamError`. An image file gives a :class:`Header`, a video file (kind 2) a
-    :class:`VideoHeader`.
+    :class:`VideoHeader`, a P-frame file (kind 1) a :class:`PFrameHeader`.
 
     Defined in book section *Transform coding with learned priors → Real bitstreams*.
     """
@@ -353,10 +449,12 @@ def read_header(blob: bytes) -> Header | VideoHeader:
         _truncated(blob, 6)
         if blob[5] == KINDS.index("video"):
             return _read_video_header(blob)
+        if blob[5] == KINDS.index("pframe"):
+            return _read_pframe_header(blob)
         if blob[5] != KINDS.index("image"):
-            raise BitstreamError(f"unknown kind {blob[5]} (this nctutor knows image (0) and "
-                                 f"video (2)): the file was written by a newer nctutor; upgrade "
-                                 f"nctutor to decode it")
+            raise BitstreamError(f"unknown kind {blob[5]} (this nctutor knows image (0), pframe "
+                                 f"(1) and video (2)): the file was written by a newer nctutor; "
+                                 f"upgrade nctutor to decode it")
 
     # structure: the fixed fields, the names, the stream table, the CRC
     if version == 1:
@@ -479,6 +577,79 @@ def _read_video_header(blob: bytes) -> VideoHeader:
                        header_size=header_size)
 
 
+def _pack_pframe_header(h: PFrameHeader) -> bytes:
+    """Every header byte of a P-frame file before the CRC."""
+    name, profile = h.model.encode("ascii"), h.profile.encode("ascii")
+    fixed = _PFRAME.pack(MAGIC, 2, KINDS.index("pframe"), SWITCHES.index(h.switch), h.padding,
+                         h.quality, h.N, h.M, h.height, h.width, h.shape[0], h.shape[1],
+                         h.side_bits, h.fingerprint, h.reference, len(name), len(profile))
+    table = _U32.pack(len(h.lengths)) + b"".join(_U32.pack(n) for n in h.lengths)
+    return fixed + name + profile + table
+
+
+def _quadtree_bits(height: int, width: int) -> tuple[int, int]:
+    """The fewest and the most bits :func:`nctutor.codecs.conditional.quadtree` can write for a
+    ``height × width`` frame: two a top block (one leaf each), or at most two a node above the
+    smallest size and one a smallest block, every position of every level counted."""
+    tiles = [-(-height // s) * -(-width // s) for s in cc.QT_SIZES]
+    return 2 * tiles[0], 2 * sum(tiles[:-1]) + tiles[-1]
+
+
+def _read_pframe_header(blob: bytes) -> PFrameHeader:
+    """:func:`read_header` of a P-frame file (kind 1): the structure, then every field."""
+    _truncated(blob, _PFRAME.size)
+    (_, version, _, switch, padding, quality, N, M, height, width, sh, sw, side_bits, fingerprint,
+     reference, name_len, profile_len) = _PFRAME.unpack_from(blob)
+    start = _PFRAME.size
+    _truncated(blob, start + name_len + profile_len + 4)
+    (n,) = _U32.unpack_from(blob, start + name_len + profile_len)
+    lengths, header_size = _stream_table(blob, start + name_len + profile_len + 4, n)
+
+    if version != 2:
+        raise BitstreamError(f"corrupted file: a P-frame in format version {version} (P-frames "
+                             f"are version 2)")
+    switch = _known(switch, SWITCHES, "switch mode")
+    if padding != PAD_REPLICATE:
+        raise BitstreamError(f"corrupted file: unknown padding mode {padding}")
+    if not 1 <= quality <= len(codecs.LAMBDAS):
+        raise BitstreamError(f"corrupted file: quality {quality} is not in 1..8")
+    if not (1 <= name_len <= MAX_NAME and profile_len <= MAX_NAME):
+        raise BitstreamError("corrupted file: implausible model or profile name length")
+    model = _name(blob[start : start + name_len], "model name")
+    profile = _name(blob[start + name_len : start + name_len + profile_len], "profile name")
+    if model not in cc.CODERS:
+        raise BitstreamError(f"unknown P-frame model {model!r} in the file (this nctutor knows "
+                             f"{', '.join(cc.CODERS)})")
+    allowed = SWITCHES[1:] if model == cc.XGDC.name else ("none",)
+    if switch not in allowed:
+        raise BitstreamError(f"corrupted file: switch {switch!r} with {model} (it makes "
+                             f"{' or '.join(allowed)})")
+    if N < 1 or M < 1:
+        raise BitstreamError("corrupted file: zero channel width")
+    if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE and height * width <= MAX_PIXELS):
+        raise BitstreamError(f"implausible frame size {height}×{width} (at most {MAX_SIDE} a side "
+                             f"and {MAX_PIXELS} pixels)")
+    if (sh, sw) != (-(-height // PFRAME_STRIDE), -(-width // PFRAME_STRIDE)):
+        raise BitstreamError(f"corrupted file: latent shape {(sh, sw)} does not fit a "
+                             f"{height}×{width} frame")
+    if n != 4:
+        raise BitstreamError(f"corrupted file: {n} streams, a P-frame has 4 (motion, y, z, side)")
+    fewest, most = {"frame": (1, 1), "quadtree": _quadtree_bits(height, width)}.get(switch, (0, 0))
+    if not fewest <= side_bits <= most:
+        raise BitstreamError(f"corrupted file: {side_bits} switching bits with switch {switch!r} "
+                             f"for a {height}×{width} frame (it writes {fewest} to {most})")
+    if lengths[3] != -(-side_bits // 8):
+        raise BitstreamError(f"corrupted file: a side stream of {lengths[3]} bytes for "
+                             f"{side_bits} bits")
+    if not all(lengths[:3]):
+        raise BitstreamError("corrupted file: an empty motion, y or z stream")
+    return PFrameHeader(version=version, kind="pframe", model=model, profile=profile,
+                        quality=quality, switch=switch, padding=padding, N=N, M=M, height=height,
+                        width=width, shape=(sh, sw), side_bits=side_bits,
+                        fingerprint=fingerprint, reference=reference, lengths=lengths,
+                        header_size=header_size)
+
+
 # --------------------------------------------------------------------------- encode / decode
 
 
@@ -598,8 +769,10 @@ def decode_image(blob: bytes, model: torch.nn.Module) -> torch.Tensor:
     """
     h = read_header(blob)
     if h.kind != "image":
+        how = ("decode_pframe and its reference frame (nctutor decompress --reference REF.png)"
+               if h.kind == "pframe" else "decode_video (nctutor decompress reads either)")
         raise BitstreamError(f"the file holds a {h.kind} of {h.model}, not an image: decode it "
-                             f"with decode_video (nctutor decompress reads either)")
+                             f"with {how}")
     arch = codecs.architecture_of_model(model)
     if arch != h.architecture:
         raise BitstreamError(f"wrong model: the file was written by {h.model}, the decoder "
@@ -630,7 +803,7 @@ def decode_image(blob: bytes, model: torch.nn.Module) -> torch.Tensor:
 # --------------------------------------------------------------------------- video
 
 
-def _check_frame(x: torch.Tensor, index: int) -> None:
+def _check_frame(x: torch.Tensor, index: int | str) -> None:
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise TypeError(f"frame {index} must be a floating-point torch.Tensor")
     if x.dim() != 3 or x.shape[0] != 3:
@@ -723,8 +896,10 @@ def decode_video(blob: bytes, model: BinaryVideoCodec) -> Iterator[torch.Tensor]
     """
     h = read_header(blob)
     if h.kind != "video":
-        raise BitstreamError(f"the file holds an {h.kind} of {h.model}, not a video: decode it "
-                             f"with decode_image (nctutor decompress reads either)")
+        how = ("decode_pframe and its reference frame" if h.kind == "pframe"
+               else "decode_image (nctutor decompress reads either)")
+        raise BitstreamError(f"the file holds {'an' if h.kind == 'image' else 'a'} {h.kind} of "
+                             f"{h.model}, not a video: decode it with {how}")
     if not isinstance(model, BinaryVideoCodec):
         raise BitstreamError(f"wrong model: the file was written by {h.model}, the decoder is a "
                              f"{type(model).__name__}")
@@ -749,3 +924,237 @@ def decode_video(blob: bytes, model: BinaryVideoCodec) -> Iterator[torch.Tensor]
             yield x_hat[..., : h.height, : h.width].cpu()
 
     return groups()
+
+
+# --------------------------------------------------------------------------- P-frame
+
+
+class ReferenceMismatchError(BitstreamError):
+    """A P-frame file given another reference frame than the one it was coded against (another
+    size, or other 8-bit pixels): decoding would give garbage, so it is refused.
+
+    Raised by :func:`decode_pframe` (book section *Conditional coding in practice → Real
+    bitstreams*).
+    """
+
+
+def _as_8bit(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in [0, 1] rounded to its 8-bit values (``round(255·x)/255``), as float32 on the CPU:
+    the frame a PNG of it holds."""
+    return x.detach().float().cpu().clamp(0, 1).mul(255).round().div(255)
+
+
+def reference_fingerprint(ref: torch.Tensor) -> int:
+    """CRC32 of a reference frame ``(3, H, W)`` in [0, 1]: of ``H`` and ``W`` (two big-endian
+    32-bit integers), then of its 8-bit pixels ``round(255·ref)`` in ``(3, H, W)`` order.
+
+    What a P-frame file stores to refuse another reference (:func:`decode_pframe`). Defined in
+    book section *Conditional coding in practice → Real bitstreams*.
+    """
+    _check_frame(ref, "ref")
+    height, width = ref.shape[-2:]
+    pixels = ref.detach().cpu().clamp(0, 1).mul(255).round().to(torch.uint8).contiguous()
+    return zlib.crc32(pixels.numpy().tobytes(), zlib.crc32(struct.pack(">II", height, width)))
+
+
+def _select(model: cc.PFrameCoder, out: dict, mask: torch.Tensor | bool, height: int,
+            width: int) -> torch.Tensor:
+    """The frame a P-frame decoder outputs: ``decompress``'s reconstruction (xGDC: ``x̂_d`` where
+    ``mask`` is False, ``x̂_g`` where True), cropped to ``height × width``, on the CPU."""
+    if not isinstance(model, cc.XGDC):
+        return codecs.crop(out["x_hat"][0], height, width).clamp(0, 1).cpu()
+    x_d = codecs.crop(out["x_hat_d"][0], height, width).cpu()
+    x_g = codecs.crop(out["x_hat_g"][0], height, width).cpu()
+    return torch.where(torch.as_tensor(mask), x_g, x_d).clamp(0, 1)
+
+
+@torch.no_grad()
+def pframe_reconstruction(model: cc.PFrameCoder, x: torch.Tensor, ref: torch.Tensor,
+                          quality: int, switch: str | None = None,
+                          profile: str | None = None) -> tuple[bytes, torch.Tensor]:
+    """Code the frame ``x`` given the reference frame ``ref``: ``(file, x̂)``, the complete P-frame
+    file of :func:`encode_pframe` (model name ``model.name``) and the frame its decoder will
+    output, as a float ``(3, H, W)`` tensor in [0, 1] on the CPU (equal, as 8-bit values, to what
+    :func:`decode_pframe` gives; the experiment needs no second decode).
+
+    ``profile`` (written to the header) defaults to ``model.nctutor["profile"]`` when the coder
+    came from :func:`nctutor.zoo.pframe_model`, else ``""``; the other arguments are those of
+    :func:`encode_pframe`. Defined in book section *Conditional coding in practice → Real
+    bitstreams*.
+    """
+    if not isinstance(model, cc.PFrameCoder):
+        raise TypeError(f"model must be a P-frame coder (nctutor.codecs.conditional), got "
+                        f"{type(model).__name__}")
+    if profile is None:
+        profile = str(getattr(model, "nctutor", {}).get("profile") or "")
+    return _encode_pframe(model, x, ref, model.name, quality, profile, switch)
+
+
+@torch.no_grad()
+def encode_pframe(model: cc.PFrameCoder, x: torch.Tensor, ref: torch.Tensor, model_name: str,
+                  quality: int, profile: str = "", switch: str | None = None) -> bytes:
+    """Compress the frame ``x`` given the reference frame ``ref`` (both ``(3, H, W)`` in [0, 1],
+    the same size) into a complete P-frame file (kind 1; layout in the module docstring).
+
+    The reference is taken as its 8-bit values (what the PNG of a decoded frame holds, and what
+    the decoder will be given). Motion: :func:`nctutor.codecs.pframe.block_motion` of ``x`` in
+    it, the prediction ``x̃`` by :func:`~nctutor.codecs.pframe.compensate`, the vectors coded by
+    :func:`~nctutor.codecs.pframe.encode_motion`. ``x`` and ``x̃`` are padded to multiples of 64
+    and coded by ``model.compress(x, x̃)``; the encoder then decodes exactly as the decoder will.
+    ``switch`` (``None``: ``"quadtree"`` for xGDC, ``"none"`` for the others) chooses between
+    xGDC's ``x̂_d`` (Eq. 12) and ``x̂_g`` (Eq. 13): ``"d"`` or ``"g"`` everywhere, ``"frame"``
+    the one of smaller Lagrangian cost ``Σ λ·255²/3·Σ_c (x − x̂)²`` over the frame (one bit,
+    :func:`nctutor.codecs.conditional.block_cost` with ``λ`` of ``quality``), ``"quadtree"``
+    the rate-distortion-optimal quad-tree of :func:`nctutor.codecs.conditional.quadtree`; the
+    other coders have one reconstruction and take ``"none"`` only.
+
+    ``model_name`` (``model.name``), ``quality`` and ``profile`` are written to the header so
+    that a decoder can find the same coder (:func:`nctutor.zoo.pframe_model`); ``model`` must be
+    in eval mode with ``update()`` done. The bytes are deterministic. To get the encoder's
+    reconstruction too, call :func:`pframe_reconstruction`. Defined in book section *Conditional
+    coding in practice → Real bitstreams*.
+    """
+    return _encode_pframe(model, x, ref, model_name, quality, profile, switch)[0]
+
+
+def _encode_pframe(model: cc.PFrameCoder, x: torch.Tensor, ref: torch.Tensor, model_name: str,
+                   quality: int, profile: str, switch: str | None) -> tuple[bytes, torch.Tensor]:
+    if not isinstance(model, cc.PFrameCoder):
+        raise TypeError(f"model must be a P-frame coder (nctutor.codecs.conditional), got "
+                        f"{type(model).__name__}")
+    if model_name != model.name:
+        raise ValueError(f"model_name must name the coder, {model.name!r}, got {model_name!r}")
+    lmbda = codecs.lmbda(quality)  # validates quality
+    xgdc = isinstance(model, cc.XGDC)
+    switch = ("quadtree" if xgdc else "none") if switch is None else switch
+    allowed = SWITCHES[1:] if xgdc else ("none",)
+    if switch not in allowed:
+        raise ValueError(f"switch must be one of {', '.join(allowed)} for {model.name}, got "
+                         f"{switch!r}")
+    if not (len(profile) <= MAX_NAME and all(0x21 <= ord(c) < 0x7F for c in profile)):
+        raise ValueError(f"profile must be printable ASCII without spaces, at most {MAX_NAME}")
+    _check_frame(x, "x")
+    _check_frame(ref, "ref")
+    if x.shape != ref.shape:
+        raise ValueError(f"x is {x.shape[1]}×{x.shape[2]}, ref {ref.shape[1]}×{ref.shape[2]}: a "
+                         f"frame and its reference must have the same size")
+    _, height, width = x.shape
+    if height > MAX_SIDE or width > MAX_SIDE or height * width > MAX_PIXELS:
+        raise ValueError(f"frame {height}×{width} is too large for the format (at most "
+                         f"{MAX_SIDE} a side and {MAX_PIXELS} pixels)")
+    if model.training:
+        raise ValueError("model must be in eval mode (call model.eval())")
+    fingerprint = model_fingerprint(model)
+    x, ref = x.detach().float().cpu(), _as_8bit(ref)
+    with config.one_thread():  # a thousand small tensor operations: threads only wait
+        mv = pf.block_motion(x, ref)
+        xt = pf.compensate(ref, mv)
+    motion = pf.encode_motion(mv)
+    device = next(model.parameters()).device
+    xp = codecs.pad(x[None], PFRAME_STRIDE).to(device)
+    xtp = codecs.pad(xt[None], PFRAME_STRIDE).to(device)
+    coded = model.compress(xp, xtp)
+    y, z = (bytes(s[0]) for s in coded["strings"])
+    shape = tuple(int(v) for v in coded["shape"])
+    out = model.decompress(coded["strings"], shape, xtp)  # exactly what the decoder will do
+    bits: list[int] = []
+    mask: torch.Tensor | bool = switch == "g"
+    if switch in ("frame", "quadtree"):
+        x_d = codecs.crop(out["x_hat_d"][0], height, width).cpu()
+        x_g = codecs.crop(out["x_hat_g"][0], height, width).cpu()
+        cost_d, cost_g = cc.block_cost(x, x_d, lmbda), cc.block_cost(x, x_g, lmbda)
+        if switch == "frame":
+            bits = [cc.frame_switch([float(cost_d.double().sum()), float(cost_g.double().sum())])]
+            mask = bool(bits[0])
+        else:
+            mask, bits = cc.quadtree(cost_d, cost_g)
+    x_hat = _select(model, out, mask, height, width)
+    side = cc.pack_bits(bits)
+    header = PFrameHeader(version=2, kind="pframe", model=model_name, profile=profile,
+                          quality=quality, switch=switch, padding=PAD_REPLICATE, N=int(model.N),
+                          M=int(model.M), height=height, width=width, shape=shape,
+                          side_bits=len(bits), fingerprint=fingerprint,
+                          reference=reference_fingerprint(ref),
+                          lengths=(len(motion), len(y), len(z), len(side)), header_size=0)
+    head = _pack_pframe_header(header)
+    payload = motion + y + z + side
+    crc = zlib.crc32(payload, zlib.crc32(head))
+    return head + _U32.pack(crc) + payload, x_hat
+
+
+@torch.no_grad()
+def decode_pframe(blob: bytes, model: cc.PFrameCoder, ref: torch.Tensor) -> torch.Tensor:
+    """Decode a file made by :func:`encode_pframe` with ``model`` against the reference frame
+    ``ref`` (``(3, H, W)`` in [0, 1]; taken as its 8-bit values): a float tensor ``(3, H, W)`` in
+    [0, 1] on the CPU, equal as 8-bit values to the encoder's reconstruction.
+
+    Raises :class:`BitstreamError` for a damaged or foreign file or another coder than the
+    encoder's (the message names the coder and quality to use), and
+    :class:`ReferenceMismatchError` (one of them) when ``ref`` is not the frame the file was
+    coded against: another size, or other 8-bit pixels. The header and both checks come before
+    anything is decoded. Defined in book section *Conditional coding in practice → Real
+    bitstreams*.
+    """
+    h = read_header(blob)
+    if h.kind != "pframe":
+        raise BitstreamError(f"the file holds {'an' if h.kind == 'image' else 'a'} {h.kind} of "
+                             f"{h.model}, not a P-frame: decode it with decode_{h.kind} "
+                             f"(nctutor decompress without --reference)")
+    need = f"{h.model} q{h.quality} [{h.profile or 'n/a'}]"
+    if not isinstance(model, cc.PFrameCoder) or model.name != h.model:
+        got = model.name if isinstance(model, cc.PFrameCoder) else type(model).__name__
+        raise BitstreamError(f"wrong model: the file was written by {need}, the decoder is "
+                             f"{got}")
+    if (int(model.N), int(model.M)) != (h.N, h.M):
+        raise BitstreamError(f"wrong model: the file needs {need} with N={h.N}, M={h.M}, the "
+                             f"decoder has N={model.N}, M={model.M}")
+    if model_fingerprint(model) != h.fingerprint:
+        raise BitstreamError(f"wrong model: {h.model} with other weights wrote this file (its "
+                             f"entropy coder tables differ); decode it with {need}, the coder "
+                             f"that encoded it")
+    if model.training:
+        raise ValueError("model must be in eval mode (call model.eval())")
+    if not isinstance(ref, torch.Tensor) or not ref.is_floating_point() or ref.dim() != 3 \
+            or ref.shape[0] != 3:
+        raise TypeError("ref must be a floating-point (3, H, W) tensor in [0, 1]")
+    again = "the exact decoded reference frame (the same PNG, 8-bit) must be given"
+    if tuple(ref.shape[1:]) != (h.height, h.width):
+        raise ReferenceMismatchError(
+            f"wrong reference frame: the file was coded against a {h.width}×{h.height} reference, "
+            f"the one given is {ref.shape[2]}×{ref.shape[1]}; {again}")
+    if reference_fingerprint(ref) != h.reference:
+        raise ReferenceMismatchError(
+            f"wrong reference frame: the file was coded against another reference frame (its "
+            f"fingerprint differs); {again}")
+    streams, pos = [], h.header_size
+    for n in h.lengths:
+        streams.append(bytes(blob[pos : pos + n]))
+        pos += n
+    motion, y, z, side = streams
+    try:
+        mv = pf.decode_motion(motion, pf.motion_grid(h.height, h.width))
+    except pf.MotionStreamError as e:
+        raise BitstreamError(f"corrupted file: {e}") from None
+    if mv.abs().max() > pf.SEARCH:
+        raise BitstreamError(f"corrupted file: motion vectors beyond ±{pf.SEARCH} pixels")
+    bits = cc.unpack_bits(side, h.side_bits)
+    if cc.pack_bits(bits) != side:
+        raise BitstreamError("corrupted file: stray bits after the switching bits")
+    mask: torch.Tensor | bool = h.switch == "g"
+    if h.switch == "frame":
+        mask = bool(bits[0])
+    elif h.switch == "quadtree":
+        try:
+            mask = cc.decode_quadtree(bits, h.height, h.width)
+        except ValueError as e:
+            raise BitstreamError(f"corrupted file: {e}") from None
+    with config.one_thread():
+        xt = pf.compensate(_as_8bit(ref), mv)
+    device = next(model.parameters()).device
+    xtp = codecs.pad(xt[None], PFRAME_STRIDE).to(device)
+    out = model.decompress([[y], [z]], h.shape, xtp)
+    x_hat = _select(model, out, mask, h.height, h.width)
+    if not torch.isfinite(x_hat).all():  # a damaged z can give infinite means, and y still decode
+        raise BitstreamError("corrupted file: the decoded frame is not finite (a damaged y or z "
+                             "stream)")
+    return x_hat

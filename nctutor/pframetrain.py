@@ -173,7 +173,8 @@ def _u8(x: torch.Tensor) -> torch.Tensor:
 def crops(train_pairs: list[dict], index: int, patch: int, seed: int) -> torch.Tensor:
     """Crop ``index`` of the training stream: a pair drawn uniformly, a random
     ``patch × patch`` window, a random horizontal flip, as ``(2, 3, p, p)`` float (``x``, ``x̃``);
-    seeded by ``seed`` and ``index``, so every coder and every resumed run sees the same crops."""
+    seeded by ``seed`` and ``index``, so every coder and every resumed run sees the same crops.
+    Used by :func:`train`; no page calls it."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + index)
     item = train_pairs[int(torch.randint(len(train_pairs), (1,), generator=g))]
     _, h, w = item["x"].shape

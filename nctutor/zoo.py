@@ -28,6 +28,12 @@ no quality: its rate is the number of kept channels) the same way: the shipped
 :func:`nctutor.videotrain.train` in the cache, else trained now or a :class:`ZooError`;
 :func:`video_locate` says where without loading.
 
+``pframe_model("pframe-xgdc", 2)`` gives a P-frame coder of :mod:`nctutor.codecs.conditional`
+(chapter *Conditional coding in practice*): the shipped ``nctutor/weights/<name>-q<Q>.pt``
+(:func:`nctutor.pframetrain.export`), else a finished run of :func:`nctutor.pframetrain.train` in
+the cache, else a :class:`ZooError` naming the ``nctutor train`` command (it never trains: the
+training pairs take minutes to make); :func:`pframe_locate` says where without loading.
+
 ``load("compressai:mbt2018-mean", 3)`` wraps CompressAI's pretrained models
 (:func:`compressai.zoo.mbt2018_mean` and friends, trained by CompressAI on Vimeo-90k); their
 weights are downloaded once into torch hub's cache, and offline a :class:`ZooError` says so.
@@ -46,7 +52,7 @@ from pathlib import Path
 
 import torch
 
-from . import codecs, config, train, videotrain
+from . import codecs, config, pframetrain, train, videotrain
 from .checkpoints import (
     CHECKPOINT,
     MANIFEST,
@@ -57,6 +63,7 @@ from .checkpoints import (
     read_exported,
 )
 from .codecs import COMPRESSAI_PREFIX
+from .codecs import conditional as cc
 from .codecs.video import MODELS as VIDEO_MODELS
 from .codecs.video import BinaryVideoCodec
 from .errors import CheckpointError, ZooError
@@ -90,7 +97,7 @@ def load_exported(file: str | os.PathLike) -> torch.nn.Module:
 
 def shipped(weights_dir: str | os.PathLike | None = None) -> dict[tuple[str, int], dict]:
     """The image codecs' weights shipped in the package: ``{(name, quality): manifest}``, sorted
-    (the video codecs': :func:`video_locate`).
+    (the video codecs': :func:`video_locate`; the P-frame coders': :func:`pframe_locate`).
 
     Listed in book section *Transform coding with learned priors → How this book uses them*; the
     command line (``nctutor compress``) uses them by default.
@@ -101,8 +108,9 @@ def shipped(weights_dir: str | os.PathLike | None = None) -> dict[tuple[str, int
             man = json.loads(man_file.read_text())
         except (OSError, ValueError) as e:
             raise CheckpointError(f"cannot read the manifest {man_file}: {e}") from e
-        if isinstance(man, dict) and man.get("format") == WEIGHTS_FORMAT and "quality" in man:
-            found[(man["model"], int(man["quality"]))] = man  # image codecs (videos: no quality)
+        if (isinstance(man, dict) and man.get("format") == WEIGHTS_FORMAT and "quality" in man
+                and man.get("model") not in cc.CODERS):  # image codecs (videos: no quality)
+            found[(man["model"], int(man["quality"]))] = man
     return dict(sorted(found.items()))
 
 
@@ -228,15 +236,18 @@ def require(name: str, quality: int, profile: str | None = None) -> dict:
 
 
 def models(profile: str | None = None) -> list[dict]:
-    """Every codec :func:`load` and :func:`video_model` know, with the source of its weights.
+    """Every codec :func:`load`, :func:`video_model` and :func:`pframe_model` know, with the
+    source of its weights.
 
     One dict per codec: ``{"name", "kind", "source", "qualities", "weights"}``: ``kind`` is
-    ``"image"`` or ``"video"`` (``"pframe"`` is reserved), ``source`` ``"nctutor"`` (the book's
-    codecs, :data:`nctutor.codecs.IMAGE_MODELS` and :data:`nctutor.codecs.video.MODELS`) or
-    ``"compressai"`` (CompressAI's pretrained models, ``compressai:NAME``), ``qualities`` 1..8
-    (none for a video codec: its rate is the number of kept channels), and ``weights`` one
-    :func:`locate` dict per quality (a video codec: one :func:`video_locate` dict; ``profile`` as
-    there). What ``nctutor models`` prints; no page calls it.
+    ``"image"``, ``"video"`` or ``"pframe"``, ``source`` ``"nctutor"`` (the book's codecs,
+    :data:`nctutor.codecs.IMAGE_MODELS`, :data:`nctutor.codecs.video.MODELS` and
+    :data:`nctutor.codecs.conditional.CODERS`) or ``"compressai"`` (CompressAI's pretrained
+    models, ``compressai:NAME``), ``qualities`` 1..8 (a P-frame coder: :data:`PFRAME_QUALITIES`;
+    none for a video codec: its rate is the number of kept channels), and ``weights`` one
+    :func:`locate` (:func:`pframe_locate`) dict per quality (a video codec: one
+    :func:`video_locate` dict; ``profile`` as there). What ``nctutor models`` prints; no page
+    calls it.
     """
     qualities = list(range(1, len(codecs.LAMBDAS) + 1))
     found = []
@@ -251,7 +262,147 @@ def models(profile: str | None = None) -> list[dict]:
     for name in VIDEO_MODELS:
         found.append({"name": name, "kind": "video", "source": "nctutor", "qualities": [],
                       "weights": [video_locate(name, profile)]})
+    for name in cc.CODERS:
+        found.append({"name": name, "kind": "pframe", "source": "nctutor",
+                      "qualities": list(PFRAME_QUALITIES),
+                      "weights": [pframe_locate(name, q, profile) for q in PFRAME_QUALITIES]})
     return found
+
+
+# --------------------------------------------------------------------------- P-frame coders
+
+#: The qualities the book trains its P-frame coders at (``nctutor models`` lists these; any of
+#: 1..8 can be trained and loaded).
+PFRAME_QUALITIES = (1, 2, 3, 4)
+
+
+def _pframe_run(name: str, quality: int, profile: str) -> Path:
+    """The cache's run folder of the P-frame coder ``name`` at ``quality`` and ``profile`` (that
+    of :class:`nctutor.pframetrain.PFrameTrainConfig` without ``out_dir``)."""
+    return config.cache_dir() / "runs" / f"{name}-q{quality}-{profile}"
+
+
+def _complete_pframe_run(name: str, quality: int, profile: str) -> Path | None:
+    """The cache's run folder of ``name`` at ``quality`` and ``profile``, if its run is finished
+    (as many steps as its settings ask)."""
+    run = _pframe_run(name, quality, profile)
+    if not ((run / MANIFEST).is_file() and (run / CHECKPOINT).is_file()):
+        return None
+    try:
+        man = json.loads((run / MANIFEST).read_text())
+        complete = man["steps"] >= man["settings"]["steps"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"cannot read {run / MANIFEST}: {e}. Delete the folder "
+                              f"to train afresh.") from e
+    return run if complete else None
+
+
+def pframe_train_command(name: str, quality: int, profile: str) -> str:
+    """The shell command that makes the weights of the P-frame coder ``name`` at ``quality`` and
+    ``profile``.
+
+    Printed when they are missing (:func:`pframe_locate`); no page calls it.
+    """
+    return f"nctutor train {name} -q {quality} --profile {profile}"
+
+
+def _check_pframe_name(name: str, quality: int) -> None:
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {type(name).__name__}")
+    if name not in cc.CODERS:
+        raise ZooError(f"unknown P-frame model {name!r}; the P-frame models are "
+                       f"{', '.join(cc.CODERS)}")
+    codecs.lmbda(quality)  # 1..8
+
+
+def pframe_locate(name: str, quality: int, profile: str | None = None) -> dict:
+    """Where the weights of the P-frame coder ``name`` at ``quality`` come from, without loading
+    them.
+
+    Returns ``{"quality", "from", "profile", "path"}`` (and ``"command"`` when they are
+    missing), ``from`` being ``"shipped"`` (``nctutor/weights/<name>-q<Q>.pt``, ``profile`` its
+    manifest's), ``"cache"`` (a finished run, ``path`` its folder) or ``"needs training"``
+    (``command`` makes them). As :func:`video_locate`: ``profile`` asks for that profile's
+    weights; ``None`` for the shipped ones, else a finished run at the ``gpu``, then ``cpu``
+    profile (:data:`USEFUL_PROFILES`), missing ones then needing training at ``cpu``. Used by
+    the command line; no page calls it.
+    """
+    _check_pframe_name(name, quality)
+    candidates = list(USEFUL_PROFILES) if profile is None else [config.get_profile(profile).name]
+    file = _shipped(WEIGHTS_DIR / f"{name}-q{quality}.pt",
+                    None if profile is None else candidates[0])
+    if file is not None:
+        man = json.loads(file.with_suffix(".json").read_text())
+        return {"quality": quality, "from": "shipped", "profile": man.get("profile"),
+                "path": str(file)}
+    for prof in candidates:
+        run = _complete_pframe_run(name, quality, prof)
+        if run is not None:
+            return {"quality": quality, "from": "cache", "profile": prof, "path": str(run)}
+    prof = candidates[-1] if profile is not None else "cpu"
+    return {"quality": quality, "from": "needs training", "profile": prof,
+            "path": str(_pframe_run(name, quality, prof)),
+            "command": pframe_train_command(name, quality, prof)}
+
+
+def _load_pframe_run(name: str, quality: int, run: Path) -> cc.PFrameCoder:
+    """The coder of a finished P-frame run's checkpoint (its settings give the widths), the
+    entropy coders' tables rebuilt."""
+    ckpt = load_checkpoint(run / CHECKPOINT)
+    s = ckpt.get("settings", {}) if isinstance(ckpt, dict) else {}
+    if (s.get("model"), s.get("quality")) != (name, quality):
+        raise CheckpointError(f"{run / CHECKPOINT} is for {s.get('model')} q{s.get('quality')}, "
+                              f"not {name} q{quality}")
+    try:
+        net = cc.create(name, int(s["N"]), int(s["M"]))
+        state = {k: v for k, v in ckpt["model"].items() if not k.endswith(pframetrain.TABLES)}
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.endswith(pframetrain.TABLES)]
+        if missing or unexpected:
+            raise KeyError(f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+        raise CheckpointError(f"{run / CHECKPOINT} does not hold {name}: "
+                              f"{str(e).splitlines()[0] if str(e) else type(e).__name__}. "
+                              f"Delete the folder to train afresh.") from e
+    net.eval().update(force=True)
+    return net
+
+
+def pframe_model(name: str, quality: int, profile: str | None = None) -> cc.PFrameCoder:
+    """The trained P-frame coder ``name`` (one of :data:`nctutor.codecs.conditional.CODERS`) at
+    ``quality``, in eval mode with its entropy coders' tables built.
+
+    Found as :func:`pframe_locate` says (``profile`` asks for that profile's weights, ``None``
+    for the shipped ones or a finished ``gpu`` or ``cpu`` run): the shipped weights
+    (:func:`nctutor.pframetrain.load_weights`), else the finished run in the cache (its
+    checkpoint loaded strictly, the tables rebuilt by ``update(force=True)``); otherwise a
+    :class:`ZooError` names the ``nctutor train NAME -q Q --profile P`` command that makes them.
+    ``model.nctutor`` records name, quality, profile and source (what
+    :func:`nctutor.container.encode_pframe`'s callers write into headers). Defined in book
+    section *Conditional coding in practice → Real bitstreams*.
+    """
+    where = pframe_locate(name, quality, profile)
+    if where["from"] == "shipped":
+        net, man = pframetrain.load_weights(where["path"])
+        if (man.get("model"), man.get("quality")) != (name, quality):
+            raise CheckpointError(f"{where['path']} holds {man.get('model')} "
+                                  f"q{man.get('quality')}, not {name} q{quality}")
+    elif where["from"] == "cache":
+        net = _load_pframe_run(name, quality, Path(where["path"]))
+    else:
+        looked = (f"the {where['profile']} profile" if profile is not None
+                  else f"the {' or '.join(USEFUL_PROFILES)} profile")
+        other = _shipped(WEIGHTS_DIR / f"{name}-q{quality}.pt", None)
+        ships = (f"{name} q{quality} for the "
+                 f"{json.loads(other.with_suffix('.json').read_text()).get('profile')} profile "
+                 f"only" if other is not None else f"no {name} q{quality}")
+        raise ZooError(f"no trained weights for {name} q{quality} at {looked}: the package "
+                       f"ships {ships}, and the cache has no finished run ({where['path']}). "
+                       f"Make them with `{where['command']}`; `nctutor models` lists the "
+                       f"weights there are.")
+    net.nctutor = {"name": name, "quality": quality, "profile": where["profile"],
+                   "source": where["path"]}
+    return net
 
 
 # --------------------------------------------------------------------------- video codecs

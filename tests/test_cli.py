@@ -244,7 +244,9 @@ def test_models_lists_every_codec_and_where_its_weights_come_from(tmp_path, monk
     listed = json.loads(capsys.readouterr().out)
     assert listed == zoo.models("smoke")
     assert [m["name"] for m in listed if m["kind"] == "video"] == list(cli.VIDEO_MODELS)
-    listed = [m for m in listed if m["kind"] != "video"]  # tests/test_video_cli.py checks them
+    assert [m["name"] for m in listed if m["kind"] == "pframe"] == list(cli.PFRAME_MODELS)
+    # tests/test_video_cli.py and tests/test_pframe_cli.py check the video and P-frame codecs
+    listed = [m for m in listed if m["kind"] == "image"]
     by_name = {m["name"]: m for m in listed}
     ours = set(codecs.IMAGE_MODELS) | set(codecs.PREDICTORS) | set(codecs.NORMALIZED)
     assert set(by_name) == ours | {codecs.COMPRESSAI_PREFIX + a for a in zoo.COMPRESSAI_MODELS}

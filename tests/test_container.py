@@ -511,7 +511,7 @@ def test_forged_messages_say_what_is_wrong(tiny_models, crop):
         "CRC32": blob[:-1] + bytes([blob[-1] ^ 1]),
         "format version 4: the file was written by a newer nctutor": _set(blob, 4, b"\x04", hs),
         "unsupported format version 0": _set(blob, 4, b"\x00", hs),
-        f"unknown kind 1 .*{newer}": _set(blob, 5, b"\x01", hs),
+        f"unknown kind 3 .*{newer}": _set(blob, 5, b"\x03", hs),
         f"unknown coder 3 \\(this nctutor knows table, exact, lattice\\).*{newer}":
             _set(blob, 6, b"\x03", hs),
         f"unknown quantizer 3 \\(this nctutor knows scalar, hex, oct\\).*{newer}":

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..config import one_thread
 from ..errors import NctutorError
 
 #: Block side and search range of the book's motion estimator.
@@ -36,7 +37,8 @@ REFERENCE_PSNR = 35.0
 
 
 class MotionStreamError(NctutorError, ValueError):
-    """A motion stream that does not decode to the field its header promises."""
+    """A motion stream that does not decode to the field its header promises (book section
+    *Conditional coding in practice → Real bitstreams*)."""
 
 
 def _check_frame(x: torch.Tensor, what: str) -> None:
@@ -46,12 +48,12 @@ def _check_frame(x: torch.Tensor, what: str) -> None:
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """``(3, H, W)`` in [0, 1] → ``(H, W, 3)`` uint8 (rounded)."""
+    """``(3, H, W)`` in [0, 1] → ``(H, W, 3)`` uint8 (rounded), for Pillow; no page calls it."""
     return x.clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
 
 
 def from_uint8(a: np.ndarray) -> torch.Tensor:
-    """``(H, W, 3)`` uint8 → ``(3, H, W)`` float in [0, 1]."""
+    """``(H, W, 3)`` uint8 → ``(3, H, W)`` float in [0, 1]; no page calls it."""
     return torch.from_numpy(np.array(a, copy=True)).permute(2, 0, 1).float().div(255.0)
 
 
@@ -96,6 +98,13 @@ def block_motion(x: torch.Tensor, ref: torch.Tensor, block: int = BLOCK,
         raise ValueError(f"block must be positive and search non-negative, got {block}, {search}")
     h, w = x.shape[-2:]
     gh, gw = _grid(h, w, block)
+    with one_thread():  # a thousand small tensor operations: threads only add overhead
+        return _search(x, ref, block, search, gh, gw)
+
+
+def _search(x: torch.Tensor, ref: torch.Tensor, block: int, search: int, gh: int,
+            gw: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
     cur = F.pad(_luma(x), (0, gw * block - w, 0, gh * block - h), mode="replicate")
     padded = F.pad(_luma(ref), (search, search + gw * block - w, search, search + gh * block - h),
                    mode="replicate")
@@ -145,8 +154,8 @@ def encode_motion(mv: torch.Tensor) -> bytes:
     column: minus the one above), zig-zag mapped to unsigned bytes, raw DEFLATE (zlib, level 9).
 
     Vectors must stay within ±63 (:data:`SEARCH` is 16), so that a difference of neighbours
-    fits a byte. The vectors' size is not stored: the decoder knows the frame and block size. Defined in book
-    section *Conditional coding in practice → Real bitstreams*.
+    fits a byte. The vectors' size is not stored: the decoder knows the frame and block size.
+    Defined in book section *Conditional coding in practice → Real bitstreams*.
     """
     a = mv.numpy().astype(np.int64)
     if a.ndim != 3 or a.shape[0] != 2 or np.abs(a).max(initial=0) > 63:
