@@ -31,6 +31,7 @@ coding with learned priors → Real bitstreams*).
                            [--variants V…] [--experiment sgdn];
     nctutor predictor-eval --merge FILE… --out FILE
     nctutor video-eval [--weights DIR] [--frames N] [--out FILE] [--threads N]
+    nctutor pframe-eval [--weights DIR] [--profile P] [--out FILE] [--threads N]
     nctutor bench --against mbt2018 [--model kwcc2018-hierarchical …] [same options]
 
 ``python -m nctutor …`` is the same command. ``train`` works under ``torchrun`` (PyTorch DDP)
@@ -1366,7 +1367,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads (default: torch's; decoding always runs on one)")
     p.set_defaults(func=cmd_video_eval)
+
+    p = sub.add_parser("pframe-eval", help="the P-frame coders (difference coder, CodecNet, GDC, "
+                                           "xGDC, switching) on the held-out pairs, beside x264 "
+                                           "and x265: its chapter's record")
+    p.add_argument("--weights", default=None, metavar="DIR",
+                   help="folder of exported weights NAME-qQ.pt + .json (pframetrain.export); a "
+                        "coder missing there comes from the zoo (shipped weights or a finished "
+                        "run of --profile)")
+    p.add_argument("--profile", default="cpu", help="profile of the runs (default: %(default)s)")
+    p.add_argument("--out", default="pframe-eval.json", metavar="FILE",
+                   help="the record to write (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: torch's; decoding always runs on one)")
+    p.set_defaults(func=cmd_pframe_eval)
     return parser
+
+
+def cmd_pframe_eval(args: argparse.Namespace) -> int:
+    """``nctutor pframe-eval``: :func:`nctutor.maintain.pframe_experiment`; prints the Table 1
+    analog. Defined in book section *Conditional coding in practice → Table 1 on our pairs*."""
+    from . import maintain
+    from .rd import conditional
+
+    out = Path(args.out)
+    if out.is_dir():
+        raise IsADirectoryError(f"--out {out} is a folder")
+    with _threads(args.threads):
+        record = maintain.pframe_experiment(out, args.weights, profile=args.profile,
+                                            command=_command_line(args),
+                                            progress=sys.stderr.isatty())
+    print(f"wrote {out} ({record['seconds']:.0f} s)")
+    for row in conditional.table(record):
+        bd = "no overlap" if row["bd_rate"] is None else f"{row['bd_rate']:+.1f} %"
+        paper = "" if row["paper_bd_rate"] is None else f" (paper {row['paper_bd_rate']:+.1f} %)"
+        print(f"{row['variant']:>18}: BD-rate vs DiffCoder {bd}{paper}, parameters "
+              f"{row['parameters']:+.1f} %")
+    return 0
 
 
 def cmd_video_eval(args: argparse.Namespace) -> int:

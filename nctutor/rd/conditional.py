@@ -188,8 +188,9 @@ def curves(record: dict, clip: str | None = None) -> dict[str, RDCurve]:
 
 
 def table(record: dict, clip: str | None = None) -> list[dict]:
-    """Table 1 analog: each variant's BD-rate against the difference coder (%, negative saves)
-    and its parameter overhead, beside the paper's. Defined in book section *Conditional coding
+    """Table 1 analog: each variant's BD-rate against the difference coder (%, negative saves;
+    ``None`` where the curves share no quality range) and its parameter overhead, beside the
+    paper's. Defined in book section *Conditional coding
     in practice → Table 1 on our pairs*."""
     c = curves(record, clip)
     params = record["parameters"]
@@ -199,8 +200,9 @@ def table(record: dict, clip: str | None = None) -> list[dict]:
         name = VARIANTS.get(label, VARIANTS.get(HYBRIDS.get(label, ""), ("",)))[0]
         try:
             bd = bd_rate(c["DiffCoder"], c[label], min_overlap=0)
-        except ValueError:
+        except ValueError:  # curves of fewer than two distinct points
             bd = None
+        bd = None if bd is None or math.isnan(bd) else bd  # no shared quality range
         paper = PAPER.get(label, {})
         rows.append({"variant": label, "bd_rate": bd, "paper_bd_rate": paper.get("bd_rate"),
                      "parameters": 100 * (params[name] - base) / base,
