@@ -329,7 +329,7 @@ def video_experiment(models: dict[str, str | os.PathLike], out: str | os.PathLik
 
 
 def pframe_experiment(out: str | os.PathLike, weights: str | os.PathLike | None = None,
-                      qualities: tuple[int, ...] = (1, 2, 3, 4), profile: str = "cpu",
+                      qualities: tuple[int, ...] = (1, 2, 3, 4, 5), profile: str = "cpu",
                       command: str = "", progress: bool = True) -> dict:
     """The P-frame coders' record: :func:`nctutor.rd.conditional.run` on the test pairs, with
     each coder's training settings and loss history, and a check that every run had the same

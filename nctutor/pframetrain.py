@@ -52,8 +52,9 @@ PAIR_STRIDE, SYNTHETIC = 3, 100
 class PFrameTrainConfig:
     """What to train and how; unset sizes come from the profile.
 
-    ``init_from``: a weights file or run to start from (default: the shipped
-    ``mbt2018-mean-q<quality>.pt``); ``"none"`` starts from scratch. Defined in book section
+    ``init_from``: a weights file or run to start from (default: the shipped image codec
+    ``mbt2018-mean-qQ.pt`` of the nearest quality, where its widths are the profile's);
+    ``"none"`` starts from scratch. Defined in book section
     *Conditional coding in practice → Training*.
     """
 
@@ -87,8 +88,11 @@ class PFrameTrainConfig:
         out["lr_drop"] = sizes.lr_drop
         if out["patch_size"] % 64:
             raise ValueError(f"patch_size {out['patch_size']} must be a multiple of 64")
-        if out["init_from"] is None:  # the shipped image codec, where its widths are these
-            image = WEIGHTS_DIR / f"mbt2018-mean-q{self.quality}.pt"
+        if out["init_from"] is None:  # the shipped image codec nearest in quality, where its
+            shipped = sorted(int(f.stem.rsplit("-q", 1)[1])  # widths are these
+                             for f in WEIGHTS_DIR.glob("mbt2018-mean-q*.pt"))
+            near = min(shipped, key=lambda q: (abs(q - self.quality), q), default=self.quality)
+            image = WEIGHTS_DIR / f"mbt2018-mean-q{near}.pt"
             widths = json.loads(image.with_suffix(".json").read_text()) if image.is_file() else {}
             fits = (widths.get("N"), widths.get("M")) == (out["N"], out["M"])
             out["init_from"] = str(image) if fits else "none"

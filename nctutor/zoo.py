@@ -273,7 +273,7 @@ def models(profile: str | None = None) -> list[dict]:
 
 #: The qualities the book trains its P-frame coders at (``nctutor models`` lists these; any of
 #: 1..8 can be trained and loaded).
-PFRAME_QUALITIES = (1, 2, 3, 4)
+PFRAME_QUALITIES = (1, 2, 3, 4, 5)
 
 
 def _pframe_run(name: str, quality: int, profile: str) -> Path:
