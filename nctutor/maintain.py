@@ -349,13 +349,17 @@ def pframe_experiment(out: str | os.PathLike, weights: str | os.PathLike | None 
     for name in CODERS:
         for q in qualities:
             file = folder / f"{name}-q{q}.pt"
+            if not file.is_file() and zoo.pframe_locate(name, q, profile)["from"] == "shipped":
+                file = Path(zoo.pframe_locate(name, q, profile)["path"])
             if file.is_file():
                 net, man = pframetrain.load_weights(file)
                 source = str(file.name)
-            else:
+            else:  # a finished run in the cache (else the zoo says how to train it)
                 net = zoo.pframe_model(name, q, profile)
-                man = net.nctutor["manifest"]
                 source = net.nctutor["source"]
+                man = json.loads((Path(source) / MANIFEST).read_text())
+                man["history"] = pframetrain.summary(
+                    load_checkpoint(Path(source) / CHECKPOINT)["history"])
             if man["steps"] < man["settings"]["steps"]:
                 raise CheckpointError(f"{name} q{q} is an unfinished run ({man['steps']} of "
                                       f"{man['settings']['steps']} steps): finish it first")

@@ -345,17 +345,23 @@ def export(run: str | Path, out_dir: str | Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     file = out_dir / f"{s['model']}-q{s['quality']}.pt"
     atomic_write(file, lambda tmp: torch.save({"format": WEIGHTS_FORMAT, "model": state}, tmp))
-    hist = ckpt["history"]
-    chunks = [hist[i : i + 50] for i in range(0, len(hist), 50)]
     man = {"format": WEIGHTS_FORMAT, "model": s["model"], "quality": s["quality"],
            "profile": s["profile"], "N": s["N"], "M": s["M"], "dtype": "float16",
            "sha256": sha256(file), "bytes": file.stat().st_size, "steps": manifest["steps"],
            "seconds": manifest["seconds"], "parameters": manifest["parameters"],
            "final": manifest.get("final", {}), "settings": s,
-           "history": [[c[-1]["step"], sum(r["loss"] for r in c) / len(c)] for c in chunks],
+           "history": summary(ckpt["history"]),
            "nctutor_version": __version__, "torch_version": torch.__version__}
     atomic_write(file.with_suffix(".json"), json.dumps(man, indent=2))
     return file
+
+
+def summary(history: list[dict], window: int = 50) -> list[list[float]]:
+    """A run's loss history, small: ``[[step, mean loss over the last window], …]``. Kept in
+    exported manifests and the record of book section *Conditional coding in practice →
+    Training*."""
+    chunks = [history[i : i + window] for i in range(0, len(history), window)]
+    return [[c[-1]["step"], sum(r["loss"] for r in c) / len(c)] for c in chunks]
 
 
 def load_weights(file: str | Path) -> tuple[cc.PFrameCoder, dict]:
