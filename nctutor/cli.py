@@ -269,6 +269,15 @@ def _coder_label(coder: str, quantizer: str, steps: tuple[int, int]) -> str:
     return f"lattice coder ({quantizer}{shift})"
 
 
+def _only_for(args: argparse.Namespace, options: tuple[str, ...], kind: str,
+              models: tuple[str, ...]) -> None:
+    """Refuse ``options`` of the ``kind`` models given for another model."""
+    for option in options:
+        if getattr(args, option) is not None:
+            raise ValueError(f"--{option} is for the {kind} models ({', '.join(models)}), not "
+                             f"{args.model}")
+
+
 def cmd_compress(args: argparse.Namespace) -> int:
     """``nctutor compress``: image files → ``.nct`` files; prints bytes, bpp and seconds of each.
 
@@ -282,16 +291,10 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
     if args.model in PFRAME_MODELS:
         return _compress_pframe(args)
-    for option in ("reference", "switch"):
-        if getattr(args, option) is not None:
-            raise ValueError(f"--{option} is for the P-frame models ({', '.join(PFRAME_MODELS)}), "
-                             f"not {args.model}")
+    _only_for(args, ("reference", "switch"), "P-frame", PFRAME_MODELS)
     if args.model in VIDEO_MODELS:
         return _compress_video(args)
-    for option in ("frames", "channels"):
-        if getattr(args, option) is not None:
-            raise ValueError(f"--{option} is for the video models ({', '.join(VIDEO_MODELS)}), "
-                             f"not {args.model}")
+    _only_for(args, ("frames", "channels"), "video", VIDEO_MODELS)
     if args.quality is None:
         args.quality = 3
     pairs = _pairs(args.files, args.out_dir, ".nct")
