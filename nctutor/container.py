@@ -98,7 +98,7 @@ given a reference frame that the decoder already has (a decoded previous frame, 
     13      4+4   frame height H, width W
     21      2+2   latent shape from compress() (h, w) = (ceil(H/64), ceil(W/64))
     25      4     number of switching bits (0 for none, d, g; 1 for frame)
-    29      4     fingerprint: :func:`nctutor.codecs.model_fingerprint` of the coder
+    29      4     fingerprint: :func:`coder_fingerprint` of the coder
     33      4     reference fingerprint: :func:`reference_fingerprint` of the reference frame
     37      1+1   lengths of the model name and profile name (ASCII, at most 48 each)
     39      …     model name (one of :data:`nctutor.codecs.conditional.CODERS`), profile name
@@ -329,7 +329,7 @@ class PFrameHeader:
         height, width: size of the frame (and of its reference).
         shape: latent shape passed to ``decompress()``.
         side_bits: number of switching bits in the side stream.
-        fingerprint: :func:`nctutor.codecs.model_fingerprint` of the encoder's coder.
+        fingerprint: :func:`coder_fingerprint` of the encoder's coder.
         reference: :func:`reference_fingerprint` of the reference frame.
         lengths: byte lengths of the four streams (motion, y, z, side).
         header_size: bytes before the payload.
@@ -944,6 +944,19 @@ def _as_8bit(x: torch.Tensor) -> torch.Tensor:
     return x.detach().float().cpu().clamp(0, 1).mul(255).round().div(255)
 
 
+def coder_fingerprint(model: cc.PFrameCoder) -> int:
+    """CRC32 of a P-frame coder's entropy tables (:func:`nctutor.codecs.model_fingerprint`) and
+    of all its weights: the decoder's synthesis, GS and CodecNet's prediction encoder shape the
+    frame as much as the tables shape the bits, so a coder with other weights is refused even
+    where its tables agree. Defined in book section *Conditional coding in practice → Real
+    bitstreams*."""
+    crc = model_fingerprint(model)
+    for _, t in sorted(model.state_dict().items()):
+        if t.is_floating_point():
+            crc = zlib.crc32(t.detach().cpu().float().numpy().tobytes(), crc)
+    return crc
+
+
 def reference_fingerprint(ref: torch.Tensor) -> int:
     """CRC32 of a reference frame ``(3, H, W)`` in [0, 1]: of ``H`` and ``W`` (two big-endian
     32-bit integers), then of its 8-bit pixels ``round(255·ref)`` in ``(3, H, W)`` order.
@@ -1044,7 +1057,7 @@ def _encode_pframe(model: cc.PFrameCoder, x: torch.Tensor, ref: torch.Tensor, mo
                          f"{MAX_SIDE} a side and {MAX_PIXELS} pixels)")
     if model.training:
         raise ValueError("model must be in eval mode (call model.eval())")
-    fingerprint = model_fingerprint(model)
+    fingerprint = coder_fingerprint(model)
     x, ref = x.detach().float().cpu(), _as_8bit(ref)
     with config.one_thread():  # a thousand small tensor operations: threads only wait
         mv = pf.block_motion(x, ref)
@@ -1108,10 +1121,10 @@ def decode_pframe(blob: bytes, model: cc.PFrameCoder, ref: torch.Tensor) -> torc
     if (int(model.N), int(model.M)) != (h.N, h.M):
         raise BitstreamError(f"wrong model: the file needs {need} with N={h.N}, M={h.M}, the "
                              f"decoder has N={model.N}, M={model.M}")
-    if model_fingerprint(model) != h.fingerprint:
+    if coder_fingerprint(model) != h.fingerprint:
         raise BitstreamError(f"wrong model: {h.model} with other weights wrote this file (its "
-                             f"entropy coder tables differ); decode it with {need}, the coder "
-                             f"that encoded it")
+                             f"weights or entropy coder tables differ); decode it with {need}, "
+                             f"the coder that encoded it")
     if model.training:
         raise ValueError("model must be in eval mode (call model.eval())")
     if not isinstance(ref, torch.Tensor) or not ref.is_floating_point() or ref.dim() != 3 \

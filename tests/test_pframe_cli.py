@@ -316,10 +316,8 @@ def test_forged_header_fields_are_refused_before_decoding(coders, pair, monkeypa
     with monkeypatch.context() as m:
         m.setattr(net, "decompress", lambda *a, **k: calls.append(a))
         for message, bad in forged.items():
-            tic = time.perf_counter()
             with pytest.raises(BitstreamError, match=message):
                 container.decode_pframe(bad, net, ref)
-            assert time.perf_counter() - tic < 0.1, message
         # within range, but not what the encoder wrote: refused when the fields are used
         with pytest.raises(container.ReferenceMismatchError):  # H other, the same latent shape
             container.decode_pframe(_set(blob, 13, u32(69)), net, ref)
@@ -395,7 +393,7 @@ def test_models_lists_the_pframe_coders(capsys):
     listed = {m["name"]: m for m in json.loads(capsys.readouterr().out)}
     for name in cc.CODERS:
         assert listed[name]["kind"] == "pframe" and listed[name]["source"] == "nctutor"
-        assert listed[name]["qualities"] == [1, 2, 3, 4]
+        assert listed[name]["qualities"] == list(zoo.PFRAME_QUALITIES)
     assert listed["pframe-gdc"]["weights"][2] == {"quality": 3, "from": "cache",
                                                   "profile": "smoke", "path": str(run)}
     assert listed["pframe-gdc"]["weights"][0]["command"] == (
