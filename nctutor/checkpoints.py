@@ -154,6 +154,28 @@ def warm_start(source: str | os.PathLike, settings: dict, map_location="cpu") ->
     return state, record
 
 
+def resume(run_dir: Path, settings: dict, identity_keys: tuple[str, ...]) -> dict | None:
+    """The checkpoint of an unfinished or finished run in ``run_dir`` (``None``: none there),
+    after checking that it was made with the same ``identity_keys`` of ``settings``: a run of
+    other settings is refused, not silently continued.
+
+    The resume step of the flat trainers (:mod:`nctutor.videotrain`, :mod:`nctutor.pframetrain`;
+    chapters *A binary video codec with delta-sigma modulation* and *Conditional coding in
+    practice*, sections *Training*); no page calls it.
+    """
+    file = Path(run_dir) / CHECKPOINT
+    if not file.exists():
+        return None
+    ckpt = load_checkpoint(file)
+    stored = ckpt.get("settings", {})
+    mismatch = {k: (stored.get(k), settings[k]) for k in identity_keys
+                if stored.get(k) != settings[k]}
+    if mismatch:
+        raise CheckpointError(f"{file} was made for another run (stored vs asked: {mismatch}). "
+                              f"Use another out_dir, or delete the folder.")
+    return ckpt
+
+
 def load_matching(net: torch.nn.Module, state: dict) -> list[str]:
     """Copy into ``net`` every tensor of ``state`` whose name and shape match; return the names
     of ``net``'s parameters left as they were (its new parts).

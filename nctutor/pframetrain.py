@@ -209,13 +209,9 @@ def train(cfg: PFrameTrainConfig | None = None, progress: bool = True) -> dict:
     opt = torch.optim.Adam(main, lr=s["lr"])
     aux_opt = torch.optim.Adam(aux, lr=1e-3)
     step, seconds, history = 0, 0.0, []
-    if (out / CHECKPOINT).exists():  # resume
-        ckpt = load_checkpoint(out / CHECKPOINT)
-        stored = ckpt.get("settings", {})
-        mismatch = {k: (stored.get(k), s[k]) for k in IDENTITY_KEYS if stored.get(k) != s[k]}
-        if mismatch:
-            raise CheckpointError(f"{out / CHECKPOINT} was made for another run (stored vs asked: "
-                                  f"{mismatch}). Use another out_dir, or delete the folder.")
+    ckpt = checkpoints.resume(out, s, IDENTITY_KEYS)
+    if ckpt is not None:
+        stored = ckpt["settings"]
         net.load_state_dict({k: v for k, v in ckpt["model"].items() if not k.endswith(TABLES)},
                             strict=False)
         opt.load_state_dict(ckpt["optimizer"])

@@ -97,13 +97,9 @@ def train(cfg: VideoTrainConfig | None = None, progress: bool = True) -> dict:
     net = video.BinaryVideoCodec(s["order"], s["N"], s["C"])
     opt = torch.optim.Adam(net.parameters(), lr=s["lr"])
     step, seconds, history = 0, 0.0, []
-    if (out / CHECKPOINT).exists():  # resume
-        ckpt = load_checkpoint(out / CHECKPOINT)
-        stored = ckpt.get("settings", {})
-        mismatch = {k: (stored.get(k), s[k]) for k in IDENTITY_KEYS if stored.get(k) != s[k]}
-        if mismatch:
-            raise CheckpointError(f"{out / CHECKPOINT} was made for another run (stored vs asked: "
-                                  f"{mismatch}). Use another out_dir, or delete the folder.")
+    ckpt = checkpoints.resume(out, s, IDENTITY_KEYS)
+    if ckpt is not None:
+        stored = ckpt["settings"]
         net.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         step, seconds, history = ckpt["step"], ckpt["seconds"], ckpt["history"]

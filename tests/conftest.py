@@ -37,6 +37,18 @@ def finished_run(arch: str, quality: int = 3, N: int = 8, M: int = 8, seed: int 
 
 
 @pytest.fixture
+def one_thread():
+    """Torch on one thread for the test, restored afterwards (use with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
+@pytest.fixture
 def kodak_png(tmp_path):
     """A 70×90 crop of the first Kodak image as a PNG file."""
     from nctutor import data

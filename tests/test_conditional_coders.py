@@ -18,12 +18,7 @@ from nctutor.errors import CheckpointError
 N, M = 16, 24
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def frames(b: int = 2, h: int = 64, w: int = 128, seed: int = 0) -> tuple[torch.Tensor, ...]:

@@ -14,13 +14,7 @@ from nctutor import pframetrain
 from nctutor.codecs import pframe as pf
 from nctutor.errors import DataError
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def texture(h: int, w: int, seed: int = 0) -> torch.Tensor:

@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from nctutor import pframetrain
 from nctutor.checkpoints import WEIGHTS_DIR
@@ -77,15 +76,8 @@ def test_the_record_is_consistent(record):
         assert r["bd_rate"] is None or math.isfinite(r["bd_rate"])
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def test_a_sample_of_the_record_is_re_measured(record, one_thread):
+@pytest.mark.usefixtures("one_thread")
+def test_a_sample_of_the_record_is_re_measured(record):
     pairs = pframetrain.pairs("test", "cpu")
     q = 2
     qi = record["qualities"].index(q)

@@ -28,12 +28,7 @@ from nctutor.errors import BitstreamError
 VARIANTS = ["kwcc2018-spatial", "kwcc2018-hierarchical", "kwcc2018-checkerboard"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model(name: str, seed: int = 0) -> torch.nn.Module:
