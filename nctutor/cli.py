@@ -100,7 +100,9 @@ import sys
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .errors import NctutorError, ZooError
@@ -404,17 +406,12 @@ def _decompress_pframe(blob: bytes, header, dst: Path, ref, memo: dict) -> None:
     from . import container, data, zoo
     from .files import atomic_write
 
-    key = ("pframe", header.model, header.quality, header.profile)
-    if key not in memo:
-        try:
-            memo[key] = zoo.pframe_model(header.model, header.quality, header.profile or None)
-        except ZooError as e:
-            memo[key] = ZooError(f"written by {header.model} q{header.quality} "
-                                 f"[{header.profile or 'n/a'}], whose weights are not here: {e}")
-    if isinstance(memo[key], Exception):
-        raise memo[key]
+    model = _memoized(memo, ("pframe", header.model, header.quality, header.profile),
+                      lambda: zoo.pframe_model(header.model, header.quality,
+                                               header.profile or None),
+                      f"{header.model} q{header.quality} [{header.profile or 'n/a'}]")
     tic = time.perf_counter()
-    x = container.decode_pframe(blob, memo[key], ref)
+    x = container.decode_pframe(blob, model, ref)
     seconds = time.perf_counter() - tic
     atomic_write(dst, lambda tmp: data.save_image(x, tmp, format="PNG"))
     print(f"{dst}: {header.width}×{header.height}, {header.model} q{header.quality} "
@@ -597,18 +594,12 @@ def _decompress_video(blob: bytes, header, dst: Path, memo: dict) -> None:
     if suffix != ".mkv" and (suffix in VIDEO_SUFFIXES or suffix in IMAGE_SUFFIXES):
         raise ValueError(f"{dst}: a video decodes to a folder of PNG frames or to a lossless "
                          f".mkv file, not a {suffix} file")
-    key = ("video", header.model, header.profile)
-    if key not in memo:
-        try:
-            memo[key] = zoo.video_model(header.model, header.profile or None,
-                                        train_if_missing=False)
-        except ZooError as e:
-            memo[key] = ZooError(f"written by {header.model} [{header.profile or 'n/a'}], whose "
-                                 f"weights are not here: {e}")
-    if isinstance(memo[key], Exception):
-        raise memo[key]
+    model = _memoized(memo, ("video", header.model, header.profile),
+                      lambda: zoo.video_model(header.model, header.profile or None,
+                                              train_if_missing=False),
+                      f"{header.model} [{header.profile or 'n/a'}]")
     tic = time.perf_counter()
-    groups = container.decode_video(blob, memo[key])
+    groups = container.decode_video(blob, model)
     if suffix == ".mkv":
         _write_mkv(dst, groups, header.width, header.height)
     else:
@@ -620,6 +611,20 @@ def _decompress_video(blob: bytes, header, dst: Path, memo: dict) -> None:
           f"{seconds:.2f} s")
 
 
+def _memoized(memo: dict, key: tuple, load: Callable[[], Any], written_by: str) -> Any:
+    """The model of ``key``, made by ``load()`` once; a :class:`ZooError` is kept in ``memo`` too,
+    so that each file that needs a missing model says so (``written_by``: which model wrote the
+    file)."""
+    if key not in memo:
+        try:
+            memo[key] = load()
+        except ZooError as e:
+            memo[key] = ZooError(f"written by {written_by}, whose weights are not here: {e}")
+    if isinstance(memo[key], Exception):
+        raise memo[key]
+    return memo[key]
+
+
 def _decoder(header, memo: dict):
     """The model that decodes a file with this header, loaded once per (model, quality, profile)
     and, for ``exact`` files, converted once to its twin; ``memo`` keeps models and the errors
@@ -627,16 +632,10 @@ def _decoder(header, memo: dict):
     from . import zoo
 
     key = (header.model, header.quality, header.profile)
-    if key not in memo:
-        try:
-            memo[key] = zoo.load(header.model, header.quality, profile=header.profile or None,
-                                 progress=sys.stderr.isatty(), train_if_missing=False)
-        except ZooError as e:
-            memo[key] = ZooError(f"written by {header.model} q{header.quality} "
-                                 f"[{header.profile or 'pretrained'}], whose weights are not "
-                                 f"here: {e}")
-    if isinstance(memo[key], Exception):
-        raise memo[key]
+    _memoized(memo, key, lambda: zoo.load(header.model, header.quality,
+                                          profile=header.profile or None,
+                                          progress=sys.stderr.isatty(), train_if_missing=False),
+              f"{header.model} q{header.quality} [{header.profile or 'pretrained'}]")
     if header.coder == "exact":
         if key + ("exact",) not in memo:
             from .codecs.exact import exact
