@@ -5,7 +5,8 @@ Chapter *Transform coding with learned priors*, section *Real bitstreams*. The m
 ``[y, z]`` for the hyperpriors) and the latent ``shape``; what a *file* adds is everything the
 decoder must know before it can run ``decompress()``, and a way to refuse anything else.
 
-Layout of format version 2, written by this nctutor (all integers big-endian)::
+Layout of format version 2 (version 4, which this nctutor writes, adds one byte: see *Version 3*
+and *Version 4* below; all integers big-endian)::
 
     offset  size  field
     0       4     magic b"NCT1" (the same in every version; the next byte is the version)
@@ -46,6 +47,17 @@ shift); every byte after it moves by one. It is written for ``coder`` = lattice,
 :mod:`nctutor.codecs.latent` (chapter *Lattices and the latent shift on a trained codec*), whose
 ``y`` stream is laid out in :mod:`nctutor.entropy.cells`; other files stay version 2 (a version
 3 file of another coder, or a version 2 file of the lattice coder, is refused as corrupted).
+
+*Version 4* (written by this nctutor for images and P-frames) has the layout of version 3 for
+every image coder (the steps byte is 0 unless the coder is lattice) and of version 2 for a
+P-frame; what changes is how the probabilities are computed. In versions 2 and 3, ``h_s`` and
+the code-space predictor ran as float networks and CompressAI's ``update()`` made the CDF
+tables in float32: their last bits depend on the CPU's kernels and the thread count, so such a
+file decodes only on the kind of machine that wrote it (elsewhere its CRC or fingerprint refuses
+it). In version 4 the encoder and the decoder run those networks as integer networks and make
+the tables in portable arithmetic (:mod:`nctutor.entropy.integer`; book section *Decoding on
+another machine*): a version-4 file decodes to the same symbols on any machine. Versions 1-3
+are still decoded, with the float networks and tables they were written with.
 
 *One nested piece.* An ``exact`` ``y`` stream is not raw ANS words: it starts with its own small
 preamble, the alphabet ``[lo, hi]`` (two varints) and a CRC32 of the *symbols* (layout in
@@ -147,9 +159,11 @@ encoding and decoding add about 0.15-0.25 GB to the ~1.2 GB that importing torch
 
 from __future__ import annotations
 
+import copy
 import struct
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 
@@ -165,10 +179,13 @@ from .codecs.video import MODELS as VIDEO_MODELS
 from .codecs.video import STRIDE as VIDEO_STRIDE
 from .codecs.video import BinaryVideoCodec
 from .codecs.video import fingerprint as video_fingerprint
+from .entropy import integer
 from .errors import BitstreamError
 
 MAGIC = b"NCT1"
-VERSION = 3
+VERSION = 4
+#: The first version whose probabilities come from integer networks and portable tables.
+PORTABLE = 4
 PAD_REPLICATE = 0
 MAX_SIDE = 16384
 MAX_PIXELS = 50_000_000
@@ -190,7 +207,7 @@ CODERS = ("table", "exact", "lattice")
 QUANTIZERS = ("scalar", "hex", "oct")
 
 _FIXED = struct.Struct(">4sBBBBBBIIHHHHIBB")  # version 2: everything up to the two names
-_FIXED_V3 = struct.Struct(">4sBBBBBBBIIHHHHIBB")  # version 3: the same with the shift steps
+_FIXED_V3 = struct.Struct(">4sBBBBBBBIIHHHHIBB")  # versions 3, 4: the same with the shift steps
 _FIXED_V1 = struct.Struct(">4sBBBBIIHHHHIBB")  # version 1: the same without kind/coder/quantizer
 _U32 = struct.Struct(">I")
 _VIDEO = struct.Struct(">4sBBBBHHHHIIIIBB")  # kind 2 (video): everything up to the two names
@@ -372,13 +389,13 @@ class PFrameHeader:
 
 
 def _pack_header(h: Header) -> bytes:
-    """Every header byte of version 2 or 3 (``h.version``) before the CRC."""
+    """Every header byte of version 2, 3 or 4 (``h.version``) before the CRC."""
     name, profile = h.model.encode("ascii"), h.profile.encode("ascii")
     codes = (KINDS.index(h.kind), CODERS.index(h.coder), QUANTIZERS.index(h.quantizer))
     rest = (h.padding, h.quality, h.height, h.width, h.shape[0], h.shape[1], h.N, h.M,
             h.fingerprint, len(name), len(profile))
-    if h.version == 3:
-        fixed = _FIXED_V3.pack(MAGIC, 3, *codes, (h.steps[0] << 4) | h.steps[1], *rest)
+    if h.version >= 3:
+        fixed = _FIXED_V3.pack(MAGIC, h.version, *codes, (h.steps[0] << 4) | h.steps[1], *rest)
     else:
         fixed = _FIXED.pack(MAGIC, 2, *codes, *rest)
     table = _U32.pack(len(h.lengths)) + b"".join(_U32.pack(n) for n in h.lengths)
@@ -425,7 +442,7 @@ def _stream_table(blob: bytes, table: int, n: int) -> tuple[tuple[int, ...], int
 
 
 def read_header(blob: bytes) -> Header | VideoHeader | PFrameHeader:
-    """Parse and validate the header of ``blob`` (the whole file, version 1, 2 or 3): every check
+    """Parse and validate the header of ``blob`` (the whole file, version 1 to 4): every check
     of the module docstring, CRC included, without decoding anything. Raises
     :class:`BitstreamError`. An image file gives a :class:`Header`, a video file (kind 2) a
     :class:`VideoHeader`, a P-frame file (kind 1) a :class:`PFrameHeader`.
@@ -468,7 +485,7 @@ def read_header(blob: bytes) -> Header | VideoHeader | PFrameHeader:
         fixed = _FIXED if version == 2 else _FIXED_V3
         _truncated(blob, fixed.size)
         fields = list(fixed.unpack_from(blob))
-        steps_byte = fields.pop(5) if version == 3 else 0
+        steps_byte = fields.pop(5) if version >= 3 else 0
         (_, _, kind, coder, quantizer, padding, quality, height, width, sh, sw, N, M, fingerprint,
          name_len, profile_len) = fields
         start = fixed.size
@@ -499,7 +516,7 @@ def read_header(blob: bytes) -> Header | VideoHeader | PFrameHeader:
         raise BitstreamError(f"corrupted file: {model} has no exact coder (no Gaussian for y)")
     if coder == "lattice" and not has_latent_codec(arch):
         raise BitstreamError(f"corrupted file: {model} has no lattice coder")
-    if version >= 2 and (version == 3) != (coder == "lattice"):
+    if version in (2, 3) and (version == 3) != (coder == "lattice"):
         raise BitstreamError(f"corrupted file: version {version} with the {coder} coder (the "
                              f"lattice coder writes version 3, the others version 2)")
     if coder != "lattice" and (quantizer != "scalar" or steps_byte):
@@ -580,8 +597,8 @@ def _read_video_header(blob: bytes) -> VideoHeader:
 def _pack_pframe_header(h: PFrameHeader) -> bytes:
     """Every header byte of a P-frame file before the CRC."""
     name, profile = h.model.encode("ascii"), h.profile.encode("ascii")
-    fixed = _PFRAME.pack(MAGIC, 2, KINDS.index("pframe"), SWITCHES.index(h.switch), h.padding,
-                         h.quality, h.N, h.M, h.height, h.width, h.shape[0], h.shape[1],
+    fixed = _PFRAME.pack(MAGIC, h.version, KINDS.index("pframe"), SWITCHES.index(h.switch),
+                         h.padding, h.quality, h.N, h.M, h.height, h.width, h.shape[0], h.shape[1],
                          h.side_bits, h.fingerprint, h.reference, len(name), len(profile))
     table = _U32.pack(len(h.lengths)) + b"".join(_U32.pack(n) for n in h.lengths)
     return fixed + name + profile + table
@@ -605,9 +622,9 @@ def _read_pframe_header(blob: bytes) -> PFrameHeader:
     (n,) = _U32.unpack_from(blob, start + name_len + profile_len)
     lengths, header_size = _stream_table(blob, start + name_len + profile_len + 4, n)
 
-    if version != 2:
+    if version not in (2, PORTABLE):
         raise BitstreamError(f"corrupted file: a P-frame in format version {version} (P-frames "
-                             f"are version 2)")
+                             f"are version 2 or {PORTABLE})")
     switch = _known(switch, SWITCHES, "switch mode")
     if padding != PAD_REPLICATE:
         raise BitstreamError(f"corrupted file: unknown padding mode {padding}")
@@ -653,8 +670,10 @@ def _read_pframe_header(blob: bytes) -> PFrameHeader:
 # --------------------------------------------------------------------------- encode / decode
 
 
-def _coding(model: torch.nn.Module, arch: str, coder: str) -> tuple[Callable, Callable]:
-    """``compress`` and ``decompress`` that code ``y`` of ``model`` with ``coder``.
+def _coding(model: torch.nn.Module, arch: str, coder: str
+            ) -> tuple[torch.nn.Module, Callable, Callable]:
+    """The network that codes, and ``compress`` and ``decompress`` that code ``y`` of ``model``
+    with ``coder``.
 
     ``exact``: those of the model's exact twin (:func:`nctutor.codecs.exact.exact`; a twin given
     is used as it is). ``table``: CompressAI's own, also when the model given is a twin.
@@ -662,11 +681,39 @@ def _coding(model: torch.nn.Module, arch: str, coder: str) -> tuple[Callable, Ca
     is_twin = isinstance(model, tuple(EXACT_CLASSES.values()))
     if coder == "exact":
         twin = model if is_twin else exact(model)
-        return twin.compress, twin.decompress
+        return twin, twin.compress, twin.decompress
     if is_twin:  # the methods of the CompressAI class that the twin extends
         base = codecs.ARCHITECTURES[arch]
-        return partial(base.compress, model), partial(base.decompress, model)
-    return model.compress, model.decompress
+        return model, partial(base.compress, model), partial(base.decompress, model)
+    return model, model.compress, model.decompress
+
+
+def _entropy_path(model: torch.nn.Module, version: int) -> torch.nn.Module:
+    """The model whose tables code a file of format ``version``: ``model`` itself with portable
+    tables (:func:`nctutor.entropy.integer.portable_tables`, in place) from version 4 on; for
+    older files a copy with CompressAI's float tables (``update(force=True)``), as they were
+    written."""
+    if version >= PORTABLE:
+        return integer.portable_tables(model)
+    legacy = copy.deepcopy(model)
+    legacy.update(force=True)
+    return legacy
+
+
+def _networks(model: torch.nn.Module, version: int):
+    """The context in which a file of ``version`` is coded: the integer networks from version 4
+    on (:func:`nctutor.entropy.integer.integer_entropy`), the float ones before."""
+    return integer.integer_entropy(model) if version >= PORTABLE else nullcontext()
+
+
+def _older(version: int) -> str:
+    """What to add to a wrong-model refusal of a file of ``version``."""
+    if version >= PORTABLE:
+        return ""
+    return (f", or it was written on another kind of machine: files of format version "
+            f"{version} take their probabilities from float networks and decode only on the "
+            f"kind of machine that wrote them (re-encode the image with this nctutor: it writes "
+            f"version {VERSION}, which decodes anywhere)")
 
 
 @torch.no_grad()
@@ -722,20 +769,22 @@ def encode_image(model: torch.nn.Module, x: torch.Tensor, model_name: str, quali
                          f"{MAX_SIDE} a side and {MAX_PIXELS} pixels)")
     if model.training:
         raise ValueError("model must be in eval mode (call model.eval())")
+    model = _entropy_path(model, VERSION)
     fingerprint = model_fingerprint(model)  # the same for an exact twin: it copies the tables
     if coder == "lattice":
-        compress = LatentCodec(model, quantizer, shift, search).compress
+        net, compress = model, LatentCodec(model, quantizer, shift, search).compress
     else:
-        compress, _ = _coding(model, arch, coder)
+        net, compress, _ = _coding(model, arch, coder)
     device = next(model.parameters()).device
-    out = compress(codecs.pad(x[None].to(device), codecs.STRIDES[arch]))
+    with _networks(net, VERSION):
+        out = compress(codecs.pad(x[None].to(device), codecs.STRIDES[arch]))
     steps = tuple(out.get("steps", (0, 0)))
     streams = [bytes(s[0]) for s in out["strings"]]
     shape = tuple(int(v) for v in out["shape"])
     if shape != latent_shape(arch, height, width):  # cannot happen with the registry's models
         raise RuntimeError(f"compress() returned shape {shape}, expected "
                            f"{latent_shape(arch, height, width)}")
-    header = Header(version=3 if coder == "lattice" else 2, kind="image", coder=coder,
+    header = Header(version=VERSION, kind="image", coder=coder,
                     quantizer=quantizer, steps=steps,
                     model=model_name, quality=quality, profile=profile, height=height,
                     width=width, padding=PAD_REPLICATE, shape=shape, N=int(model.N),
@@ -781,10 +830,11 @@ def decode_image(blob: bytes, model: torch.nn.Module) -> torch.Tensor:
         raise BitstreamError(
             f"wrong model: the file needs N={h.N}, M={h.M} (profile {h.profile or 'n/a'!r}), "
             f"the decoder has N={model.N}, M={model.M}")
+    model = _entropy_path(model, h.version)
     if model_fingerprint(model) != h.fingerprint:
         raise BitstreamError(
             f"wrong model: {h.model} q{h.quality} with other weights wrote this file (its entropy "
-            f"coder tables differ); decode it with the model that encoded it")
+            f"coder tables differ); decode it with the model that encoded it{_older(h.version)}")
     if model.training:
         raise ValueError("model must be in eval mode (call model.eval())")
     streams, pos = [], h.header_size
@@ -792,10 +842,12 @@ def decode_image(blob: bytes, model: torch.nn.Module) -> torch.Tensor:
         streams.append(bytes(blob[pos : pos + n]))
         pos += n
     if h.coder == "lattice":
-        x_hat = LatentCodec(model, h.quantizer).decompress([[s] for s in streams], h.shape,
-                                                           h.steps)["x_hat"]
+        net = model
+        decompress = partial(LatentCodec(model, h.quantizer, portable=h.version >= PORTABLE
+                                         ).decompress, steps=h.steps)
     else:
-        _, decompress = _coding(model, arch, h.coder)
+        net, _, decompress = _coding(model, arch, h.coder)
+    with _networks(net, h.version):
         x_hat = decompress([[s] for s in streams], h.shape)["x_hat"]
     return codecs.crop(x_hat[0], h.height, h.width).clamp(0, 1).cpu()
 
@@ -1057,7 +1109,7 @@ def _encode_pframe(model: cc.PFrameCoder, x: torch.Tensor, ref: torch.Tensor, mo
                          f"{MAX_SIDE} a side and {MAX_PIXELS} pixels)")
     if model.training:
         raise ValueError("model must be in eval mode (call model.eval())")
-    fingerprint = coder_fingerprint(model)
+    fingerprint = coder_fingerprint(_entropy_path(model, VERSION))
     x, ref = x.detach().float().cpu(), _as_8bit(ref)
     with config.one_thread():  # a thousand small tensor operations: threads only wait
         mv = pf.block_motion(x, ref)
@@ -1066,10 +1118,11 @@ def _encode_pframe(model: cc.PFrameCoder, x: torch.Tensor, ref: torch.Tensor, mo
     device = next(model.parameters()).device
     xp = codecs.pad(x[None], PFRAME_STRIDE).to(device)
     xtp = codecs.pad(xt[None], PFRAME_STRIDE).to(device)
-    coded = model.compress(xp, xtp)
-    y, z = (bytes(s[0]) for s in coded["strings"])
-    shape = tuple(int(v) for v in coded["shape"])
-    out = model.decompress(coded["strings"], shape, xtp)  # exactly what the decoder will do
+    with _networks(model, VERSION):
+        coded = model.compress(xp, xtp)
+        y, z = (bytes(s[0]) for s in coded["strings"])
+        shape = tuple(int(v) for v in coded["shape"])
+        out = model.decompress(coded["strings"], shape, xtp)  # exactly what the decoder does
     bits: list[int] = []
     mask: torch.Tensor | bool = switch == "g"
     if switch in ("frame", "quadtree"):
@@ -1083,7 +1136,7 @@ def _encode_pframe(model: cc.PFrameCoder, x: torch.Tensor, ref: torch.Tensor, mo
             mask, bits = cc.quadtree(cost_d, cost_g)
     x_hat = _select(model, out, mask, height, width)
     side = cc.pack_bits(bits)
-    header = PFrameHeader(version=2, kind="pframe", model=model_name, profile=profile,
+    header = PFrameHeader(version=VERSION, kind="pframe", model=model_name, profile=profile,
                           quality=quality, switch=switch, padding=PAD_REPLICATE, N=int(model.N),
                           M=int(model.M), height=height, width=width, shape=shape,
                           side_bits=len(bits), fingerprint=fingerprint,
@@ -1121,10 +1174,11 @@ def decode_pframe(blob: bytes, model: cc.PFrameCoder, ref: torch.Tensor) -> torc
     if (int(model.N), int(model.M)) != (h.N, h.M):
         raise BitstreamError(f"wrong model: the file needs {need} with N={h.N}, M={h.M}, the "
                              f"decoder has N={model.N}, M={model.M}")
+    model = _entropy_path(model, h.version)
     if coder_fingerprint(model) != h.fingerprint:
         raise BitstreamError(f"wrong model: {h.model} with other weights wrote this file (its "
                              f"weights or entropy coder tables differ); decode it with {need}, "
-                             f"the coder that encoded it")
+                             f"the coder that encoded it{_older(h.version)}")
     if model.training:
         raise ValueError("model must be in eval mode (call model.eval())")
     if not isinstance(ref, torch.Tensor) or not ref.is_floating_point() or ref.dim() != 3 \
@@ -1165,7 +1219,8 @@ def decode_pframe(blob: bytes, model: cc.PFrameCoder, ref: torch.Tensor) -> torc
         xt = pf.compensate(_as_8bit(ref), mv)
     device = next(model.parameters()).device
     xtp = codecs.pad(xt[None], PFRAME_STRIDE).to(device)
-    out = model.decompress([[y], [z]], h.shape, xtp)
+    with _networks(model, h.version):
+        out = model.decompress([[y], [z]], h.shape, xtp)
     x_hat = _select(model, out, mask, h.height, h.width)
     if not torch.isfinite(x_hat).all():  # a damaged z can give infinite means, and y still decode
         raise BitstreamError("corrupted file: the decoded frame is not finite (a damaged y or z "

@@ -41,7 +41,9 @@ weights are downloaded once into torch hub's cache, and offline a :class:`ZooErr
 Every checkpoint is read with ``torch.load(weights_only=True)``; one made for another
 architecture or widths, or damaged, raises :class:`nctutor.errors.CheckpointError`. CompressAI's
 ``load_state_dict`` resizes the entropy coders' buffers; :func:`load` then calls
-``update(force=True)`` so the CDF tables are recomputed from the loaded parameters.
+``update(force=True)`` so the CDF tables are recomputed from the loaded parameters, in the
+portable arithmetic of :func:`nctutor.entropy.integer.portable_tables` (the same tables, and
+fingerprints, on every machine).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ from .codecs import COMPRESSAI_PREFIX
 from .codecs import conditional as cc
 from .codecs.video import MODELS as VIDEO_MODELS
 from .codecs.video import BinaryVideoCodec
+from .entropy.integer import portable_tables
 from .errors import CheckpointError, ZooError
 from .train import TrainConfig
 
@@ -73,6 +76,7 @@ from .train import TrainConfig
 def _ready(model: torch.nn.Module, info: dict) -> torch.nn.Module:
     model.eval()
     model.update(force=True)
+    portable_tables(model)
     model.nctutor = info  # name, quality, profile, source: what encoders write into headers
     return model
 
@@ -400,6 +404,7 @@ def pframe_model(name: str, quality: int, profile: str | None = None) -> cc.PFra
                        f"ships {ships}, and the cache has no finished run ({where['path']}). "
                        f"Make them with `{where['command']}`; `nctutor models` lists the "
                        f"weights there are.")
+    portable_tables(net)
     net.nctutor = {"name": name, "quality": quality, "profile": where["profile"],
                    "source": where["path"]}
     return net

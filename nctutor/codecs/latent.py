@@ -42,8 +42,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from compressai.models import FactorizedPrior, MeanScaleHyperprior
-from scipy.special import ndtr
+from scipy.special import expit, ndtr
 
+from ..entropy import integer
 from ..entropy.cells import decode_cells, encode_cells
 from ..errors import BitstreamError
 from ..quant.cells import (
@@ -58,7 +59,7 @@ from .exact import one_thread
 from .image import ARCHITECTURES, model_fingerprint
 
 __all__ = ["LatentCodec", "MAIN_STEPS", "SIDE_STEPS", "SEARCHES", "has_latent_codec",
-           "rate_gradient", "side_gradient", "supports"]
+           "portable_side_gradient", "rate_gradient", "side_gradient", "supports"]
 
 #: ``ρ_h`` candidates of the main shift (index 0: no shift). Positive steps move ``ŷ`` uphill in
 #: rate, against the distortion gradient when the two are negatively correlated; negative steps
@@ -106,9 +107,11 @@ def _gaussian(scale: float) -> tuple[Callable, tuple[float, float]]:
 
 
 class _FactorizedCDF:
-    """The factorized prior's learned CDFs in float64 (CompressAI's ``_logits_cumulative``)."""
+    """The factorized prior's learned CDFs in float64 (CompressAI's ``_logits_cumulative``);
+    ``portable``: with :func:`nctutor.entropy.integer.eb_logits`, the same bits on any CPU."""
 
-    def __init__(self, eb: torch.nn.Module):
+    def __init__(self, eb: torch.nn.Module, portable: bool = True):
+        self.eb, self.portable = eb, portable
         self.matrices = [torch.nn.functional.softplus(m.detach().double()) for m in eb.matrices]
         self.biases = [b.detach().double() for b in eb.biases]
         self.factors = [torch.tanh(f.detach().double()) for f in eb.factors]
@@ -126,6 +129,15 @@ class _FactorizedCDF:
 
     def density(self, c: int) -> tuple[Callable, tuple[float, float]]:
         med = float(self.medians[c])
+
+        if self.portable:
+            params = integer.eb_parameters(self.eb, c)
+
+            def portable_cdf(t: np.ndarray) -> np.ndarray:
+                x = np.asarray(t, np.float64) + med
+                return expit(integer.eb_logits(self.eb, x.reshape(1, 1, -1), params)
+                             ).reshape(np.shape(t))
+            return portable_cdf, (float(self.lower[c]) - 1.0, float(self.upper[c]) + 1.0)
 
         def cdf(t: np.ndarray) -> np.ndarray:
             with one_thread():
@@ -198,6 +210,25 @@ def side_gradient(eb: torch.nn.Module, z_hat: torch.Tensor) -> torch.Tensor:
     return z.grad.detach()
 
 
+def portable_side_gradient(eb: torch.nn.Module, z_hat: torch.Tensor,
+                           eps: float = 2.0**-10) -> torch.Tensor:
+    """:func:`side_gradient` by a central difference of the portable likelihood
+    (:func:`nctutor.entropy.integer.eb_likelihood`): ``−p'/(p ln 2)`` with ``p'`` from
+    ``p(ẑ ± eps)``, the same bits on any CPU, so that the decoder of a version-4 file shifts
+    ``ẑ`` exactly as its encoder did (autograd's float32 ``softplus`` differs between CPUs).
+    Defined in book section *Lattices and the latent shift on a trained codec → The codec*.
+    """
+    c = z_hat.size(1)
+    v = z_hat.detach().permute(1, 0, 2, 3).reshape(c, 1, -1).double().numpy()
+    params = integer.eb_parameters(eb)
+    p = np.maximum(integer.eb_likelihood(eb, v, params)[0], 1e-9)
+    ahead = np.maximum(integer.eb_likelihood(eb, v + eps, params)[0], 1e-9)
+    behind = np.maximum(integer.eb_likelihood(eb, v - eps, params)[0], 1e-9)
+    grad = -(ahead - behind) / (2 * eps) / (p * _LN2)
+    b, _, h, w = z_hat.shape
+    return torch.from_numpy(grad).reshape(c, b, h, w).permute(1, 0, 2, 3).to(z_hat.dtype)
+
+
 def _factorized_gradient(cdf: _FactorizedCDF, y_hat: torch.Tensor) -> torch.Tensor:
     """``∇_ŷ(−log2 P(ŷ))`` under the factorized prior (autograd through the float64 CDFs, all
     channels at once)."""
@@ -237,6 +268,9 @@ class LatentCodec:
         quantizer: ``"scalar"``, ``"hex"`` or ``"oct"`` (:data:`nctutor.quant.cells.QUANTIZERS`).
         shift: apply the latent shift (main and, for the hyperprior, side).
         search: how the encoder picks ``ρ_h`` (:data:`SEARCHES`).
+        portable: the factorized prior's CDFs and the side gradient in portable arithmetic
+            (:mod:`nctutor.entropy.integer`; format version 4); ``False``: the float versions
+            of format version 3, which decode only on the machine kind that wrote them.
 
     ``compress(x)`` → ``{"strings": [[y], [z]] (factorized: [[y]]), "shape", "steps"}`` with
     ``steps = (i_h, i_f)`` the indices into :data:`MAIN_STEPS`, :data:`SIDE_STEPS`;
@@ -245,7 +279,7 @@ class LatentCodec:
     """
 
     def __init__(self, model: torch.nn.Module, quantizer: str = "scalar", shift: bool = False,
-                 search: str = "brute"):
+                 search: str = "brute", portable: bool = True):
         if not supports(model):
             raise TypeError(f"LatentCodec wraps a FactorizedPrior or MeanScaleHyperprior, got "
                             f"{type(model).__name__}")
@@ -258,7 +292,8 @@ class LatentCodec:
             raise ValueError("model must be in eval mode (call model.eval())")
         self.model, self.quantizer, self.shift, self.search = model, quantizer, shift, search
         self.hyper = isinstance(model, MeanScaleHyperprior)
-        self._fcdf = None if self.hyper else _FactorizedCDF(model.entropy_bottleneck)
+        self.portable = portable
+        self._fcdf = None if self.hyper else _FactorizedCDF(model.entropy_bottleneck, portable)
         self._fingerprint = None if self.hyper else model_fingerprint(model)
 
     # ------------------------------------------------------------------ entropy parameters
@@ -410,8 +445,13 @@ class LatentCodec:
         codec*; no page calls it."""
         if i_f == 0:
             return z_hat
+        return z_hat + SIDE_STEPS[i_f] * self._side_gradient(z_hat)
+
+    def _side_gradient(self, z_hat: torch.Tensor) -> torch.Tensor:
+        if self.portable:
+            return portable_side_gradient(self.model.entropy_bottleneck, z_hat)
         with one_thread():
-            return z_hat + SIDE_STEPS[i_f] * side_gradient(self.model.entropy_bottleneck, z_hat)
+            return side_gradient(self.model.entropy_bottleneck, z_hat)
 
     def synthesize(self, y_hat: torch.Tensor) -> torch.Tensor:
         """``g_s(ŷ)`` clamped to [0, 1], on one thread (the decoder's arithmetic).
@@ -423,7 +463,7 @@ class LatentCodec:
     def _pick_side(self, y: torch.Tensor, z_hat: torch.Tensor) -> int:
         """Eq. (5): the ``ρ_f`` whose predicted ``μ, σ`` give ``ŷ`` the fewest bits (estimated
         by the rounded Gaussian likelihood; all candidates in one batched ``h_s`` pass)."""
-        grad = side_gradient(self.model.entropy_bottleneck, z_hat)
+        grad = self._side_gradient(z_hat)
         steps = torch.tensor(SIDE_STEPS, dtype=z_hat.dtype).reshape(-1, 1, 1, 1)
         scales, means = self.model.h_s(z_hat + steps * grad).chunk(2, 1)
         lik = self.model.gaussian_conditional._likelihood(

@@ -32,10 +32,12 @@ bits, by anti-diagonals ``i + j = d``, each decoded in one batch (what :meth:`_c
 does: ``H + W − 1`` steps instead of ``H·W``).
 
 *Determinism.* Encoder and decoder compute every mixture from identical tensors with the same
-batched convolutions on one thread (:func:`nctutor.config.one_thread`): the predictor of a
-diagonal runs on its symbols' 3×3 causal patches (the not-yet-decoded centre set to zero at
-both ends), the hyperprior's maps on the whole ``ẑ`` once. The tables are then made in float64
-numpy (:mod:`nctutor.entropy.mixture`), whose CRC refuses a decoder with other weights.
+batched convolutions: the predictor of a diagonal runs on its symbols' 3×3 causal patches (the
+not-yet-decoded centre set to zero at both ends), the hyperprior's maps on the whole ``ẑ``
+once. A ``.nct`` file (format version 4) codes inside
+:func:`nctutor.entropy.integer.integer_entropy`, which runs ``h_s`` and the predictor as integer
+networks, so that every machine computes the same mixtures; the tables are then made in float64
+(:mod:`nctutor.entropy.mixture`), whose CRC refuses a decoder with other weights.
 """
 
 from __future__ import annotations
@@ -80,12 +82,16 @@ class CausalConv2x2(nn.Conv2d):
             mask[..., 1, 1] = 0
         self.register_buffer("mask", mask, persistent=False)
 
+    #: The zeros :meth:`forward` adds on the top and left (``F.pad`` order: left, right, top,
+    #: bottom); :class:`nctutor.entropy.integer.IntegerConv` keeps it, and the mask.
+    pad = (1, 0, 1, 0)
+
     def valid(self, x: torch.Tensor) -> torch.Tensor:
         """The masked convolution without padding."""
         return F.conv2d(x, self.weight * self.mask, self.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.valid(F.pad(x, (1, 0, 1, 0)))
+        return self.valid(F.pad(x, self.pad))
 
 
 def mixture_split(params: torch.Tensor, K: int) -> tuple[torch.Tensor, ...]:

@@ -42,7 +42,7 @@ import zlib
 import constriction
 import numpy as np
 import torch
-from scipy.special import ndtr
+from scipy.special import expm1, ndtr
 
 from ..errors import BitstreamError
 from .framing import get_uvarint, get_varint, put_uvarint, put_varint, read_ans
@@ -97,9 +97,13 @@ def mixture_parameters(logits: np.ndarray, means: np.ndarray,
     """The coder's view of raw predictor outputs ``(n, K)`` each: float64 weights (softmax),
     means, and scales bounded below by :data:`SCALE_BOUND`, computed elementwise in numpy so
     that both ends get the same numbers. Defined in book section *Predicting codes from their
-    neighbours → Coding with a mixture*."""
+    neighbours → Coding with a mixture*.
+
+    The exponential is SciPy's scalar ``expm1`` plus one, not ``numpy.exp``, whose SIMD
+    versions give other last bits with and without AVX-512 (book section *Transform coding with
+    learned priors → Decoding on another machine*)."""
     logits = np.asarray(logits, np.float64)
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    e = expm1(logits - logits.max(axis=1, keepdims=True)) + 1.0
     w = e / e.sum(axis=1, keepdims=True)
     return w, np.asarray(means, np.float64), np.maximum(np.asarray(scales, np.float64),
                                                         SCALE_BOUND)
@@ -114,7 +118,7 @@ def tables(w: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray
     c = np.round((w * mu).sum(axis=1))
     reach = np.max(np.abs(mu - c[:, None]) + TAIL * sigma, axis=1)
     need = np.clip(np.ceil(reach), 1, R_MAX)
-    r = np.minimum(2 ** np.ceil(np.log2(need)), R_MAX).astype(np.int64)
+    r = 2 ** np.frexp(need - 1)[1].astype(np.int64)  # the next power of two, in exact arithmetic
     return c.astype(np.int64), r
 
 
