@@ -333,9 +333,10 @@ def _state_crc(module: nn.Module) -> int:
     return crc
 
 
-def _mark(module: nn.Module) -> tuple[int, int]:
-    """What says that a module's tables are its parameters' portable ones."""
-    return _state_crc(module), module._quantized_cdf.data_ptr()
+def _made_here(module: nn.Module) -> bool:
+    """Whether the module's tables are the portable ones of its present parameters."""
+    mark = getattr(module, "_nctutor_portable", None)
+    return mark is not None and mark[1] is module._quantized_cdf and mark[0] == _state_crc(module)
 
 
 def portable_tables(model: nn.Module) -> nn.Module:
@@ -352,11 +353,11 @@ def portable_tables(model: nn.Module) -> nn.Module:
     for module in model.modules():
         if not isinstance(module, EntropyBottleneck | GaussianConditional):
             continue
-        if getattr(module, "_nctutor_portable", None) == _mark(module):
+        if _made_here(module):
             continue
         if isinstance(module, EntropyBottleneck):
             _update_bottleneck(module)
         else:
             _update_conditional(module)
-        module._nctutor_portable = _mark(module)
+        module._nctutor_portable = (_state_crc(module), module._quantized_cdf)
     return model
