@@ -186,6 +186,10 @@ MAGIC = b"NCT1"
 VERSION = 4
 #: The first version whose probabilities come from integer networks and portable tables.
 PORTABLE = 4
+#: Models without a portable entropy path: CompressAI's ``mbt2018`` (the baseline of chapter
+#: *Predicting codes from their neighbours*) convolves its context inside CompressAI's own
+#: autoregressive loop, in float; its files stay version 2, for the kind of machine that wrote them.
+FLOAT_ONLY = ("mbt2018",)
 PAD_REPLICATE = 0
 MAX_SIDE = 16384
 MAX_PIXELS = 50_000_000
@@ -719,7 +723,8 @@ def _older(version: int) -> str:
 @torch.no_grad()
 def encode_image(model: torch.nn.Module, x: torch.Tensor, model_name: str, quality: int,
                  profile: str = "", coder: str = "table", quantizer: str = "scalar",
-                 shift: bool = False, search: str = "secant") -> bytes:
+                 shift: bool = False, search: str = "secant",
+                 portable: bool | None = None) -> bytes:
     """Compress the image ``x`` (``(3, H, W)`` or ``(1, 3, H, W)``, values in ``[0, 1]``) into a
     complete file: pad to the model's stride, ``compress``, header, CRC.
 
@@ -732,7 +737,22 @@ def encode_image(model: torch.nn.Module, x: torch.Tensor, model_name: str, quali
     ``"hex"``, ``"oct"``), the latent ``shift`` and its ``search``; a lattice quantizer or a
     shift implies ``coder="lattice"`` (chapter *Lattices and the latent shift on a trained
     codec*). Defined in book section *Transform coding with learned priors → Real bitstreams*.
+
+    ``portable`` (default: wherever the model allows it) writes format version 4, whose
+    probabilities every machine computes alike (:mod:`nctutor.entropy.integer`); ``False``
+    writes what nctutor wrote before (version 2, or 3 for the lattice coder: float networks and
+    tables, a file that decodes only on the kind of machine that wrote it), kept so that the
+    book can show the difference (section *Decoding on another machine*) and measure what the
+    integer path costs. CompressAI's ``mbt2018`` has no portable path (:data:`FLOAT_ONLY`).
     """
+    arch = architecture_of(model_name)
+    if portable is None:
+        portable = arch not in FLOAT_ONLY
+    if portable and arch in FLOAT_ONLY:
+        raise ValueError(f"{arch} has no portable entropy path (CompressAI's autoregressive loop "
+                         f"runs its own float convolutions): use portable=False")
+    version = VERSION if portable else 3 if coder == "lattice" or quantizer != "scalar" or shift \
+        else 2
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise TypeError("x must be a floating-point torch.Tensor")
     if x.dim() == 4 and x.shape[0] == 1:
@@ -741,7 +761,6 @@ def encode_image(model: torch.nn.Module, x: torch.Tensor, model_name: str, quali
         raise ValueError(f"x must have shape (3, H, W) or (1, 3, H, W), got {tuple(x.shape)}")
     if not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
         raise ValueError("x must hold finite values in [0, 1]")
-    arch = architecture_of(model_name)
     if codecs.architecture_of_model(model) != arch:
         raise ValueError(f"model is a {type(model).__name__}, not a {arch}")
     codecs.lmbda(quality)  # validates quality
@@ -769,14 +788,14 @@ def encode_image(model: torch.nn.Module, x: torch.Tensor, model_name: str, quali
                          f"{MAX_SIDE} a side and {MAX_PIXELS} pixels)")
     if model.training:
         raise ValueError("model must be in eval mode (call model.eval())")
-    model = _entropy_path(model, VERSION)
+    model = _entropy_path(model, version)
     fingerprint = model_fingerprint(model)  # the same for an exact twin: it copies the tables
     if coder == "lattice":
-        net, compress = model, LatentCodec(model, quantizer, shift, search).compress
+        net, compress = model, LatentCodec(model, quantizer, shift, search, portable).compress
     else:
         net, compress, _ = _coding(model, arch, coder)
     device = next(model.parameters()).device
-    with _networks(net, VERSION):
+    with _networks(net, version):
         out = compress(codecs.pad(x[None].to(device), codecs.STRIDES[arch]))
     steps = tuple(out.get("steps", (0, 0)))
     streams = [bytes(s[0]) for s in out["strings"]]
@@ -784,7 +803,7 @@ def encode_image(model: torch.nn.Module, x: torch.Tensor, model_name: str, quali
     if shape != latent_shape(arch, height, width):  # cannot happen with the registry's models
         raise RuntimeError(f"compress() returned shape {shape}, expected "
                            f"{latent_shape(arch, height, width)}")
-    header = Header(version=VERSION, kind="image", coder=coder,
+    header = Header(version=version, kind="image", coder=coder,
                     quantizer=quantizer, steps=steps,
                     model=model_name, quality=quality, profile=profile, height=height,
                     width=width, padding=PAD_REPLICATE, shape=shape, N=int(model.N),
@@ -1057,7 +1076,8 @@ def pframe_reconstruction(model: cc.PFrameCoder, x: torch.Tensor, ref: torch.Ten
 
 @torch.no_grad()
 def encode_pframe(model: cc.PFrameCoder, x: torch.Tensor, ref: torch.Tensor, model_name: str,
-                  quality: int, profile: str = "", switch: str | None = None) -> bytes:
+                  quality: int, profile: str = "", switch: str | None = None,
+                  portable: bool = True) -> bytes:
     """Compress the frame ``x`` given the reference frame ``ref`` (both ``(3, H, W)`` in [0, 1],
     the same size) into a complete P-frame file (kind 1; layout in the module docstring).
 
@@ -1077,13 +1097,16 @@ def encode_pframe(model: cc.PFrameCoder, x: torch.Tensor, ref: torch.Tensor, mod
     that a decoder can find the same coder (:func:`nctutor.zoo.pframe_model`); ``model`` must be
     in eval mode with ``update()`` done. The bytes are deterministic. To get the encoder's
     reconstruction too, call :func:`pframe_reconstruction`. Defined in book section *Conditional
-    coding in practice → Real bitstreams*.
+    coding in practice → Real bitstreams*. ``portable=False`` writes the float path of format
+    version 2 (see :func:`encode_image`).
     """
-    return _encode_pframe(model, x, ref, model_name, quality, profile, switch)[0]
+    return _encode_pframe(model, x, ref, model_name, quality, profile, switch, portable)[0]
 
 
 def _encode_pframe(model: cc.PFrameCoder, x: torch.Tensor, ref: torch.Tensor, model_name: str,
-                   quality: int, profile: str, switch: str | None) -> tuple[bytes, torch.Tensor]:
+                   quality: int, profile: str, switch: str | None, portable: bool = True
+                   ) -> tuple[bytes, torch.Tensor]:
+    version = VERSION if portable else 2
     if not isinstance(model, cc.PFrameCoder):
         raise TypeError(f"model must be a P-frame coder (nctutor.codecs.conditional), got "
                         f"{type(model).__name__}")
@@ -1109,7 +1132,8 @@ def _encode_pframe(model: cc.PFrameCoder, x: torch.Tensor, ref: torch.Tensor, mo
                          f"{MAX_SIDE} a side and {MAX_PIXELS} pixels)")
     if model.training:
         raise ValueError("model must be in eval mode (call model.eval())")
-    fingerprint = coder_fingerprint(_entropy_path(model, VERSION))
+    model = _entropy_path(model, version)
+    fingerprint = coder_fingerprint(model)
     x, ref = x.detach().float().cpu(), _as_8bit(ref)
     with config.one_thread():  # a thousand small tensor operations: threads only wait
         mv = pf.block_motion(x, ref)
@@ -1118,7 +1142,7 @@ def _encode_pframe(model: cc.PFrameCoder, x: torch.Tensor, ref: torch.Tensor, mo
     device = next(model.parameters()).device
     xp = codecs.pad(x[None], PFRAME_STRIDE).to(device)
     xtp = codecs.pad(xt[None], PFRAME_STRIDE).to(device)
-    with _networks(model, VERSION):
+    with _networks(model, version):
         coded = model.compress(xp, xtp)
         y, z = (bytes(s[0]) for s in coded["strings"])
         shape = tuple(int(v) for v in coded["shape"])
@@ -1136,7 +1160,7 @@ def _encode_pframe(model: cc.PFrameCoder, x: torch.Tensor, ref: torch.Tensor, mo
             mask, bits = cc.quadtree(cost_d, cost_g)
     x_hat = _select(model, out, mask, height, width)
     side = cc.pack_bits(bits)
-    header = PFrameHeader(version=VERSION, kind="pframe", model=model_name, profile=profile,
+    header = PFrameHeader(version=version, kind="pframe", model=model_name, profile=profile,
                           quality=quality, switch=switch, padding=PAD_REPLICATE, N=int(model.N),
                           M=int(model.M), height=height, width=width, shape=shape,
                           side_bits=len(bits), fingerprint=fingerprint,
