@@ -54,7 +54,8 @@ class PFrameTrainConfig:
 
     ``init_from``: a weights file or run to start from (default: the shipped image codec
     ``mbt2018-mean-qQ.pt`` of the nearest quality, where its widths are the profile's);
-    ``"none"`` starts from scratch. Defined in book section
+    ``"none"`` starts from scratch. ``device``: where to train (default: CUDA when present, as
+    for the image codecs). Defined in book section
     *Conditional coding in practice → Training*.
     """
 
@@ -71,6 +72,7 @@ class PFrameTrainConfig:
     out_dir: str | None = None
     ckpt_every: int = 250
     init_from: str | None = None
+    device: str | None = None
 
     def resolved(self) -> dict:
         """Every setting, with the profile's values filled in (stored in the manifest)."""
@@ -203,7 +205,8 @@ def train(cfg: PFrameTrainConfig | None = None, progress: bool = True) -> dict:
     s = cfg.resolved()
     out = Path(s["run_dir"])
     config.seed_everything(cfg.seed)
-    net = cc.create(s["model"], s["N"], s["M"])
+    device = config.device(cfg.device)
+    net = cc.create(s["model"], s["N"], s["M"]).to(device)  # before Adam's state
     main = [p for n, p in net.named_parameters() if not n.endswith(".quantiles")]
     aux = [p for n, p in net.named_parameters() if n.endswith(".quantiles")]
     opt = torch.optim.Adam(main, lr=s["lr"])
@@ -247,6 +250,7 @@ def train(cfg: PFrameTrainConfig | None = None, progress: bool = True) -> dict:
             first = step * s["batch_size"]
             batch = torch.stack([crops(train_pairs, i, s["patch_size"], cfg.seed)
                                  for i in range(first, first + s["batch_size"])])
+            batch = batch.to(device, non_blocking=True)
             x, xt = batch[:, 0], batch[:, 1]
             result = net(x, xt)
             mse = F.mse_loss(result["x_hat"], x)
@@ -283,7 +287,7 @@ def train(cfg: PFrameTrainConfig | None = None, progress: bool = True) -> dict:
     bar.close()
     seconds += time.perf_counter() - tic
     save()
-    net.eval().update(force=True)
+    net.cpu().eval().update(force=True)  # the tables of the CPU, where files are coded
     return {"model": net, "history": history,
             "manifest": json.loads((out / MANIFEST).read_text())}
 

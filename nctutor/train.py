@@ -309,10 +309,10 @@ def finish(run: Run) -> TrainResult:
     net = run.net
     if run.settings["amp"]:  # the returned model runs in float32, as a loaded one does
         net = codecs.create(run.settings["model"], run.settings["N"], run.settings["M"])
-        net.to(run.device).load_state_dict(run.net.state_dict())
-    net.eval()
-    net.update(force=True)
-    return TrainResult(net.cpu(), run.history, _manifest(run))
+        net.load_state_dict(run.net.state_dict())
+    net = net.cpu().eval()
+    net.update(force=True)  # on the CPU: the tables (and fingerprint) a loaded model gets
+    return TrainResult(net, run.history, _manifest(run))
 
 
 # --------------------------------------------------------------------------- helpers

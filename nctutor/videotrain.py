@@ -43,7 +43,8 @@ IDENTITY_KEYS = ("model", "N", "C", "frames", "patch_size", "batch_size", "seed"
 
 @dataclass
 class VideoTrainConfig:
-    """What to train and how; unset sizes come from the profile (:data:`config.VIDEO_SIZES`).
+    """What to train and how; unset sizes come from the profile (:data:`config.VIDEO_SIZES`);
+    ``device`` is where (default: CUDA when present, as for the image codecs).
 
     Defined in book section *A binary video codec with delta-sigma modulation → Training*.
     """
@@ -61,6 +62,7 @@ class VideoTrainConfig:
     out_dir: str | None = None
     ckpt_every: int = 500
     init_from: str | None = None
+    device: str | None = None
 
     def resolved(self) -> dict:
         """Every setting, with the profile's values filled in (stored in the manifest)."""
@@ -87,6 +89,7 @@ class VideoTrainConfig:
 def train(cfg: VideoTrainConfig | None = None, progress: bool = True) -> dict:
     """Train (or resume, or load the finished run of) the codec ``cfg`` describes.
 
+    It trains on ``cfg.device`` (default: CUDA when present, :func:`nctutor.config.device`).
     Returns ``{"model", "history", "manifest"}`` (the model on the CPU in eval mode). Defined in
     book section *A binary video codec with delta-sigma modulation → Training*.
     """
@@ -94,7 +97,8 @@ def train(cfg: VideoTrainConfig | None = None, progress: bool = True) -> dict:
     s = cfg.resolved()
     out = Path(s["run_dir"])
     config.seed_everything(cfg.seed)
-    net = video.BinaryVideoCodec(s["order"], s["N"], s["C"])
+    device = config.device(cfg.device)
+    net = video.BinaryVideoCodec(s["order"], s["N"], s["C"]).to(device)  # before Adam's state
     opt = torch.optim.Adam(net.parameters(), lr=s["lr"])
     step, seconds, history = 0, 0.0, []
     ckpt = checkpoints.resume(out, s, IDENTITY_KEYS)
@@ -136,6 +140,7 @@ def train(cfg: VideoTrainConfig | None = None, progress: bool = True) -> dict:
                 g["lr"] = lr
             first = step * s["batch_size"]
             x = torch.stack([train_set[i] for i in range(first, first + s["batch_size"])])
+            x = x.to(device, non_blocking=True)
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
             k = torch.tensor(steps_k)[torch.randint(len(steps_k), (len(x),), generator=gen)]
             loss = torch.mean((net(x, k)["x_hat"] - x) ** 2)
@@ -163,7 +168,7 @@ def train(cfg: VideoTrainConfig | None = None, progress: bool = True) -> dict:
     bar.close()
     seconds += time.perf_counter() - tic
     save()
-    net.eval()
+    net.cpu().eval()
     return {"model": net, "history": history,
             "manifest": json.loads((out / MANIFEST).read_text())}
 
@@ -178,6 +183,8 @@ def validate(net: video.BinaryVideoCodec, groups: list[torch.Tensor]) -> dict[st
     """
     was_training = net.training
     net.eval()
+    device = next(net.parameters()).device
+    groups = [g.to(device) for g in groups]
     out = {}
     for k in net.channel_steps():
         mses = [float(torch.mean((net(g[None], k)["x_hat"][0].clamp(0, 1) - g) ** 2))

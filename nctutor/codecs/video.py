@@ -148,25 +148,26 @@ class BinaryVideoCodec(nn.Module):
     def compress(self, frames: torch.Tensor, channels: int) -> dict:
         """Code one group ``(T, 3, H, W)`` in [0, 1] with its first ``channels`` channels.
 
-        The frames are padded to multiples of :data:`STRIDE` (:func:`nctutor.codecs.pad`);
-        returns ``{"strings": [bytes], "shape": (h, w)}``.
+        The frames are moved to the model's device and padded to multiples of :data:`STRIDE`
+        (:func:`nctutor.codecs.pad`); returns ``{"strings": [bytes], "shape": (h, w)}``.
         """
         self._check_channels(channels)
         if frames.dim() != 4 or frames.shape[1] != 3 or frames.shape[0] < 1:
             raise ValueError(f"a group must be (T, 3, H, W) with T >= 1, got {tuple(frames.shape)}")
-        x = pad(frames, STRIDE).unsqueeze(0)
+        x = pad(frames.to(next(self.parameters()).device), STRIDE).unsqueeze(0)
         b = self.binarize(self.codes(x))[0, :channels]  # (K, T, h, w)
-        bits = (b > 0).to(torch.uint8).transpose(0, 1).numpy()  # (T, K, h, w)
+        bits = (b > 0).to(torch.uint8).transpose(0, 1).cpu().numpy()  # (T, K, h, w)
         return {"strings": [binary.encode_bits(bits)], "shape": tuple(bits.shape[-2:])}
 
     @torch.no_grad()
     def decompress(self, strings: list[bytes], shape: tuple[int, int], frames: int,
                    channels: int) -> torch.Tensor:
-        """Decode one group: ``(T, 3, STRIDE·h, STRIDE·w)`` in [0, 1] (crop it to the size)."""
+        """Decode one group: ``(T, 3, STRIDE·h, STRIDE·w)`` in [0, 1] on the model's device
+        (crop it to the size)."""
         self._check_channels(channels)
         bits = binary.decode_bits(strings[0], (frames, channels, *shape))
-        b = torch.zeros(1, self.C, frames, *shape)
-        b[0, :channels] = torch.from_numpy(bits).float().transpose(0, 1) * 2 - 1
+        b = torch.zeros(1, self.C, frames, *shape, device=next(self.parameters()).device)
+        b[0, :channels] = torch.from_numpy(bits).to(b.device).float().transpose(0, 1) * 2 - 1
         return self.synthesize(b)[0].clamp(0, 1)
 
     def _check_channels(self, channels: int) -> None:
