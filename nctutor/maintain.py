@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -20,6 +22,7 @@ from .checkpoints import (
     WEIGHTS_FORMAT,
     load_checkpoint,
 )
+from .config import machine_info
 from .errors import CheckpointError
 from .files import atomic_write, sha256
 from .train import TrainResult
@@ -84,6 +87,7 @@ def export(result_or_run_dir: TrainResult | str | os.PathLike, name: str, qualit
         "steps": manifest.get("steps"), "seconds": manifest.get("seconds"),
         "final": manifest.get("final", {}), "settings": settings, "data": manifest.get("data"),
         "nctutor_version": __version__, "torch_version": torch.__version__,
+        "machine": machine_info(),
     }
     atomic_write(file.with_suffix(".json"), json.dumps(man, indent=2))
     return file
@@ -165,6 +169,7 @@ def report(name: str, weights_dir: str | os.PathLike | None = None, images=None,
     doc["results"]["quality"] = [int(q) for q in curve.qualities]
     doc["records"] = curve.records
     doc["bd_rate_psnr"] = bd
+    doc["machine"] = machine_info()
     atomic_write(wdir / f"{arch}-kodak.json", json.dumps(doc, indent=2))
     for q, man in family.items():
         p = points[q]
@@ -173,7 +178,7 @@ def report(name: str, weights_dir: str | os.PathLike | None = None, images=None,
                         "stream_bpp": sum(stream_bpp) / len(stream_bpp), "psnr": p.psnr[0],
                         "ms_ssim": p.ms_ssim[0] if p.ms_ssim else None,
                         "family_bd_rate_psnr": {k: v["bd_rate"] for k, v in bd.items()},
-                        "report": f"{arch}-kodak.json"}
+                        "report": f"{arch}-kodak.json", "machine": doc["machine"]}
         atomic_write(wdir / f"{arch}-q{q}.json", json.dumps(man, indent=2))
     return doc
 
@@ -194,7 +199,8 @@ def latent_finetune(out: str | os.PathLike, qualities=(1, 2, 3, 4), noises=("sca
 
     items = rd.image_list(images if images is not None else data.kodak())
     record: dict = {"command": command, "profile": profile, "steps": steps, "lr": lr,
-                    "noises": list(noises), "images": [n for n, _ in items], "qualities": {}}
+                    "noises": list(noises), "images": [n for n, _ in items],
+                    "machine": machine_info(), "qualities": {}}
     for q in qualities:
         model = zoo.load("mbt2018-mean", q, profile, train_if_missing=False)
         decoders = {"shipped": model}
@@ -323,7 +329,7 @@ def video_experiment(models: dict[str, str | os.PathLike], out: str | os.PathLik
                          f"compare models of one profile")
     record = binary_video.run(nets, frames=frames, group=groups.pop(), progress=progress)
     record.update({"runs": runs, "command": command, "nctutor_version": __version__,
-                   "torch_version": torch.__version__})
+                   "torch_version": torch.__version__, "machine": machine_info()})
     atomic_write(Path(out), json.dumps(record, indent=1))
     return record
 
@@ -378,6 +384,121 @@ def pframe_experiment(out: str | os.PathLike, weights: str | os.PathLike | None 
                              progress=progress)
     record.update({"runs": runs, "command": command, "profile": profile,
                    "split": {k: v for k, v in data.SPLIT.items()},
-                   "nctutor_version": __version__, "torch_version": torch.__version__})
+                   "nctutor_version": __version__, "torch_version": torch.__version__,
+                   "machine": machine_info()})
     atomic_write(Path(out), json.dumps(record, indent=1))
     return record
+
+
+#: The shipped families and coders whose entropy parameters come from networks, measured by
+#: :func:`portable_cost` (the factorized prior's tables alone are portable now).
+PORTABLE_FAMILIES = (("mbt2018-mean", "table"), ("mbt2018-mean", "exact"),
+                     ("mbt2018-mean", "lattice"), ("bmshj2018-factorized", "table"),
+                     ("kwcc2018-hierarchical", "table"))
+
+
+def _coded(encode: Callable[[], bytes], decode: Callable[[bytes], torch.Tensor]
+           ) -> tuple[bytes, torch.Tensor, float, float]:
+    import time
+
+    t0 = time.perf_counter()
+    blob = encode()
+    t1 = time.perf_counter()
+    x_hat = decode(blob)
+    return blob, x_hat, t1 - t0, time.perf_counter() - t1
+
+
+def portable_cost(out: str | os.PathLike, images=None, pairs=None, progress: bool = True,
+                  families=PORTABLE_FAMILIES) -> dict:
+    """What the portable entropy path of format version 4 costs against the float path of
+    versions 2/3 (:mod:`nctutor.entropy.integer`): every shipped quality of each family of
+    ``families`` on Kodak (``images``), and the shipped P-frame coders on the 24 test pairs
+    (``pairs``: :func:`nctutor.pframetrain.pairs`), each file written both ways
+    (``encode_image(portable=…)``) and decoded; bytes, 8-bit PSNR, encoding and decoding
+    seconds per file. Summary per family: the BD-rate of the integer path against the float path
+    (PSNR, families of four qualities), the mean change of the file size, of the PSNR and the
+    ratios of the times. Writes ``out`` (JSON, with the command and the machine).
+
+    The record behind book section *Transform coding with learned priors → Decoding on another
+    machine*; made by ``python -c "from nctutor import maintain;
+    maintain.portable_cost('nctutor/weights/portable-cost.json')"``.
+    """
+    from tqdm.auto import tqdm
+
+    from . import container, pframetrain
+    from .codecs import conditional as cc
+
+    images = data.kodak() if images is None else images
+    rows = []
+    jobs = [(arch, coder, q) for arch, coder in families
+            for (name, q) in zoo.shipped() if name == arch]
+    for arch, coder, q in tqdm(jobs, desc="portable cost", disable=not progress):
+        model = zoo.load(arch, q, "cpu")
+        for img_name, x in rd.image_list(images):
+            x8 = data.to_uint8(x)
+            for portable in (False, True):
+                mode = dict(coder=coder, quantizer="hex") if coder == "lattice" else {}
+                blob, x_hat, enc, dec = _coded(
+                    partial(container.encode_image, model, x, arch, q, "cpu", portable=portable,
+                            **mode), partial(container.decode_image, model=model))
+                rows.append({"family": arch, "coder": coder, "quality": q, "image": img_name,
+                             "path": "integer" if portable else "float", "bytes": len(blob),
+                             "bpp": rd.bpp(len(blob), *x.shape[-2:]),
+                             "psnr": rd.psnr(x8, data.to_uint8(x_hat)),
+                             "encode_s": enc, "decode_s": dec})
+    pairs = pframetrain.pairs("test", "cpu") if pairs is None else pairs
+    for man in sorted(WEIGHTS_DIR.glob("pframe-*-q*.json")):
+        name, q = man.stem.rsplit("-q", 1)
+        model = zoo.pframe_model(name, int(q))
+        for pair in tqdm(pairs, desc=name, disable=not progress):
+            x, ref = pair["x"].float() / 255, pair["ref"].float() / 255
+            switch = "quadtree" if isinstance(model, cc.XGDC) else "none"
+            for portable in (False, True):
+                blob, x_hat, enc, dec = _coded(
+                    partial(container.encode_pframe, model, x, ref, name, int(q), "cpu", switch,
+                            portable=portable), partial(container.decode_pframe, model=model,
+                                                        ref=ref))
+                rows.append({"family": name, "coder": switch, "quality": int(q),
+                             "image": f"{pair['clip']}-{pair['frame']}",
+                             "path": "integer" if portable else "float", "bytes": len(blob),
+                             "bpp": rd.bpp(len(blob), *x.shape[-2:]),
+                             "psnr": rd.psnr(pair["x"], data.to_uint8(x_hat)),
+                             "encode_s": enc, "decode_s": dec})
+    doc = {"command": "python -c \"from nctutor import maintain; "
+                      f"maintain.portable_cost('{out}')\"",
+           "images": len(images), "pairs": len(pairs), "machine": machine_info(),
+           "summary": portable_summary(rows), "rows": rows}
+    atomic_write(Path(out), json.dumps(doc, indent=1))
+    return doc
+
+
+def portable_summary(rows: list[dict]) -> list[dict]:
+    """Per family and coder of :func:`portable_cost`'s rows: qualities, the BD-rate (%) of the
+    integer path against the float path (``None`` with fewer than four qualities), the mean
+    relative change of the file size (%), the mean PSNR change (dB) and the ratios of the mean
+    encoding and decoding times (integer / float). A helper of book section *Transform coding
+    with learned priors → Decoding on another machine*; the page reads its output."""
+    out = []
+    for family, coder in dict.fromkeys((r["family"], r["coder"]) for r in rows):
+        mine = [r for r in rows if (r["family"], r["coder"]) == (family, coder)]
+        qualities = sorted({r["quality"] for r in mine})
+
+        def mean(key: str, path: str, q: int | None = None, rows=mine) -> float:
+            v = [r[key] for r in rows if r["path"] == path and q in (None, r["quality"])]
+            return sum(v) / len(v)
+
+        curves = {p: {"bpp": [mean("bpp", p, q) for q in qualities],
+                      "psnr": [mean("psnr", p, q) for q in qualities]} for p in ("float",
+                                                                                 "integer")}
+        pairs = [(f, i) for f, i in zip([r for r in mine if r["path"] == "float"],
+                                        [r for r in mine if r["path"] == "integer"], strict=True)]
+        out.append({
+            "family": family, "coder": coder, "qualities": qualities,
+            "files": len(pairs),
+            "bd_rate": (rd.bd_rate(curves["float"], curves["integer"])
+                        if len(qualities) >= 4 else None),
+            "size_change": 100 * sum(i["bytes"] / f["bytes"] - 1 for f, i in pairs) / len(pairs),
+            "psnr_change": sum(i["psnr"] - f["psnr"] for f, i in pairs) / len(pairs),
+            "encode_ratio": mean("encode_s", "integer") / mean("encode_s", "float"),
+            "decode_ratio": mean("decode_s", "integer") / mean("decode_s", "float")})
+    return out
