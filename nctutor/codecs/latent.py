@@ -219,14 +219,14 @@ def portable_side_gradient(eb: torch.nn.Module, z_hat: torch.Tensor,
     Defined in book section *Lattices and the latent shift on a trained codec → The codec*.
     """
     c = z_hat.size(1)
-    v = z_hat.detach().permute(1, 0, 2, 3).reshape(c, 1, -1).double().numpy()
+    v = z_hat.detach().permute(1, 0, 2, 3).reshape(c, 1, -1).double().cpu().numpy()
     params = integer.eb_parameters(eb)
     p = np.maximum(integer.eb_likelihood(eb, v, params)[0], 1e-9)
     ahead = np.maximum(integer.eb_likelihood(eb, v + eps, params)[0], 1e-9)
     behind = np.maximum(integer.eb_likelihood(eb, v - eps, params)[0], 1e-9)
     grad = -(ahead - behind) / (2 * eps) / (p * _LN2)
     b, _, h, w = z_hat.shape
-    return torch.from_numpy(grad).reshape(c, b, h, w).permute(1, 0, 2, 3).to(z_hat.dtype)
+    return torch.from_numpy(grad).reshape(c, b, h, w).permute(1, 0, 2, 3).to(z_hat)
 
 
 def _factorized_gradient(cdf: _FactorizedCDF, y_hat: torch.Tensor) -> torch.Tensor:
@@ -309,7 +309,7 @@ class LatentCodec:
             with one_thread():
                 scales, means = self.model.h_s(z_hat).chunk(2, 1)
             ids = self.model.gaussian_conditional.build_indexes(scales)
-            return means, scales, ids.reshape(-1).numpy().astype(np.int64)
+            return means, scales, ids.reshape(-1).cpu().numpy().astype(np.int64)
         b, c, h, w = shape
         med = self._fcdf.medians.to(torch.float32).reshape(1, c, 1, 1).expand(b, c, h, w)
         ids = np.broadcast_to(np.arange(c).reshape(1, c, 1, 1), shape).reshape(-1)
@@ -386,14 +386,14 @@ class LatentCodec:
         A helper of book section *Lattices and the latent shift on a trained codec → The
         codec*; no page calls it."""
         plan = self.plan(ids)
-        r = (y - means).double().reshape(-1).numpy()
+        r = (y - means).double().reshape(-1).cpu().numpy()
         out = np.empty_like(r)
         keys = []
         for idx, table in zip(plan.groups, plan.tables, strict=True):
             k = quantize_keys(r[idx], table.quantizer)
             keys.append(k)
             out[idx] = to_points(k, table.quantizer)
-        y_hat = means + torch.from_numpy(out).reshape(y.shape).to(y.dtype)
+        y_hat = means + torch.from_numpy(out).reshape(y.shape).to(y)
         return y_hat, keys, plan
 
     def _encode_y(self, keys: list[np.ndarray], plan: _Plan, steps: tuple[int, int]) -> bytes:
@@ -425,7 +425,7 @@ class LatentCodec:
             out[idx] = to_points(k, table.quantizer)
         if pos != len(escapes):
             raise BitstreamError("corrupted y stream: more escaped keys than escapes")
-        return means + torch.from_numpy(out).reshape(means.shape).to(means.dtype)
+        return means + torch.from_numpy(out).reshape(means.shape).to(means)
 
     # ------------------------------------------------------------------ shifts
 

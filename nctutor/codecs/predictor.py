@@ -243,9 +243,9 @@ class _PredictorCodec(CompressionModel):
         y_strings = []
         for b in range(len(x)):
             enc = MixtureEncoder()
-            with one_thread():
-                self._code(y_hat.shape[-2:], None if h is None else h[b:b + 1], y_hat[b:b + 1],
-                           enc)
+            with one_thread():  # on the CPU, where the integer networks compute anyway
+                self._code(y_hat.shape[-2:], None if h is None else h[b:b + 1].cpu(),
+                           y_hat[b:b + 1].cpu(), enc)
             y_strings.append(enc.finish())
         return {"strings": [y_strings, z_strings] if self.hyperprior else [y_strings],
                 "shape": shape}
@@ -269,13 +269,13 @@ class _PredictorCodec(CompressionModel):
             dec = MixtureDecoder(s)
             with one_thread():
                 try:
-                    y_hat[b:b + 1] = self._code(size, None if h is None else h[b:b + 1], None,
-                                                dec)
+                    y_hat[b:b + 1] = self._code(size, None if h is None else h[b:b + 1].cpu(),
+                                                None, dec)
                 except (ValueError, RuntimeError, OverflowError) as e:
                     raise BitstreamError(f"corrupted y stream: {e}") from None
             dec.finish()
         with one_thread():
-            x_hat = self.g_s(y_hat)
+            x_hat = self.g_s(y_hat.to(next(self.parameters()).device))
         return {"x_hat": x_hat.clamp_(0, 1)}
 
     def _code(self, size, h, y_hat, coder) -> torch.Tensor:
