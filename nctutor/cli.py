@@ -95,7 +95,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import platform
 import sys
 import time
 import traceback
@@ -904,11 +903,11 @@ def _command_line(args: argparse.Namespace) -> str:
 
 
 def _machine() -> dict:
-    """What a benchmark's JSON records of the machine and the versions."""
-    import torch
+    """What a benchmark's JSON records of the machine and the versions
+    (:func:`nctutor.config.machine_info` and nctutor's version)."""
+    from .config import machine_info
 
-    return {"threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-            "machine": platform.machine(), "torch": torch.__version__, "nctutor": __version__}
+    return {**machine_info(), "nctutor": __version__}
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""Profiles, device, seeding and paths: the knobs every notebook and the CLI share.
+"""Profiles, device, seeding, paths and the machine: the knobs every notebook and the CLI share.
 
 Chapter *How to run this book* (sections *Profiles* and *Data*). A *profile* fixes only sizes
 and step counts; the code path is the same for all three:
@@ -15,6 +15,7 @@ The profile is chosen by the environment variable ``NCTUTOR_PROFILE``
 from __future__ import annotations
 
 import os
+import platform
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -271,3 +272,62 @@ def one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(saved)
+
+
+#: The CPU flags :func:`machine_info` records: the SIMD extensions whose presence decides which
+#: float kernels torch and oneDNN run (x86-64, then ARM), and so the last bits of a float result.
+SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
+              "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8",
+              "asimd", "sve", "sve2")
+
+#: Environment variables that choose kernels or thread counts; :func:`machine_info` records those
+#: that are set (``ONEDNN_MAX_CPU_ISA=AVX2`` makes an AVX-512 machine compute like an AVX2 one).
+KERNEL_ENV = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS",
+              "MKL_NUM_THREADS")
+
+
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields in ``/proc/cpuinfo`` (``{}`` where there is none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            if fields:
+                break
+            continue
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def machine_info() -> dict:
+    """What a record keeps of the machine that made it: the CPU model (``/proc/cpuinfo``'s
+    "model name", else ``platform.processor()``), its :data:`SIMD_FLAGS`, the kernels torch
+    picked (``torch.backends.cpu.get_cpu_capability()``), architecture, cores, torch threads,
+    the versions of torch, NumPy and CompressAI, and the :data:`KERNEL_ENV` variables set.
+
+    The bytes of a file do not depend on them, but a float reconstruction may, in its last bits
+    (book section *Transform coding with learned priors → Evaluation*). Every JSON record and
+    benchmark that nctutor writes holds this dict (``nctutor bench``, ``latent-eval``,
+    ``predictor-eval``, the shipped weights' manifests and reports).
+    """
+    from importlib import metadata
+
+    import torch
+
+    cpu = _cpuinfo()
+    flags = set((cpu.get("flags") or cpu.get("Features") or "").split())
+    try:
+        compressai = metadata.version("compressai")
+    except metadata.PackageNotFoundError:
+        compressai = None
+    return {"cpu": cpu.get("model name") or platform.processor() or platform.machine(),
+            "simd": [f for f in SIMD_FLAGS if f in flags],
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "machine": platform.machine(), "cpus": os.cpu_count(),
+            "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "numpy": np.__version__, "compressai": compressai,
+            "env": {k: os.environ[k] for k in KERNEL_ENV if k in os.environ}}

@@ -160,6 +160,7 @@ def test_bench_subcommand_prints_the_columns(tmp_path, capsys):
     doc = json.loads(out.read_text())
     rows = {r["model"]: r for r in doc["rows"]}
     assert set(rows) == set(codecs.ARCHITECTURES) and doc["settings"]["crop"] == 64
+    assert set(config.machine_info()) <= set(doc["settings"])  # the machine, with its CPU flags
     assert rows["bmshj2018-factorized"]["bits_exact"] is None  # no Gaussian to code exactly
     for r in rows.values():
         assert (r["height"], r["width"]) == (64, 64) and r["enc_ours_ms"] > 0

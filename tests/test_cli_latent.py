@@ -160,6 +160,7 @@ def test_latent_eval_one_image_one_model_two_modes(tmp_path, capsys, monkeypatch
     assert record["command"] == "nctutor " + shlex.join(argv)
     assert record["profile"] == "cpu" and record["modes"] == ["scalar", "hex"]
     assert record["images"] == ["kodim01-part"] and record["threads"] == 1
+    assert record["cpu"] and record["cpu_capability"] and "simd" in record  # the machine
     entry = record["families"]["mbt2018-mean"]["1"]["kodim01-part"]
     assert set(entry["modes"]) == {"scalar", "hex"} and "corr_main" in entry["analysis"]
     model = zoo.load("mbt2018-mean", 1, "cpu", train_if_missing=False)

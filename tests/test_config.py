@@ -1,4 +1,5 @@
 import dataclasses
+import json
 
 import pytest
 
@@ -46,3 +47,17 @@ def test_data_roots(monkeypatch, tmp_path):
     roots = config.data_root_candidates()
     assert roots[-1] == (config.cache_dir() / "data").resolve()
     assert config.device().type in ("cpu", "cuda")
+
+
+def test_machine_info_names_the_cpu_its_kernels_and_the_versions(monkeypatch):
+    import torch
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    info = config.machine_info()
+    assert isinstance(info["cpu"], str) and info["cpu"]
+    assert set(info["simd"]) <= set(config.SIMD_FLAGS)
+    assert info["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert info["threads"] == torch.get_num_threads() and info["torch"] == torch.__version__
+    assert info["numpy"] and info["compressai"]
+    assert info["env"]["ONEDNN_MAX_CPU_ISA"] == "AVX2"
+    json.dumps(info)  # it goes into JSON records

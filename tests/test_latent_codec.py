@@ -19,7 +19,7 @@ from nctutor import codecs, container, data, zoo
 from nctutor.codecs.latent import MAIN_STEPS, SIDE_STEPS, LatentCodec
 from nctutor.errors import BitstreamError
 from nctutor.rd import latent as rd_latent
-from nctutor.rd.metrics import psnr
+from nctutor.rd.metrics import PSNR_TOLERANCE_DB, psnr
 
 FAMILIES = ["mbt2018-mean", "bmshj2018-factorized"]
 #: (quantizer, shift): every mode of the lattice coder.
@@ -441,8 +441,9 @@ def test_a_scalar_lattice_file_relabelled_table_is_refused(models, crop):
 
 def test_the_shipped_record_is_reproduced():
     """Re-measure a sample of the shipped record (nctutor/weights/latent-kodak.json): the first
-    image of mbt2018-mean q1 in modes scalar, hex and shift gives the same bytes, exactly, and
-    the same PSNR (to 1e-9 dB): the codec is deterministic at the record's thread count."""
+    image of mbt2018-mean q1 in modes scalar, hex and shift gives the same bytes and steps,
+    exactly, and the same PSNR to within PSNR_TOLERANCE_DB (another CPU's float kernels may put a
+    few pixels of the reconstruction on the neighbouring 8-bit level)."""
     record_file = rd_latent.RECORD
     if not record_file.is_file():
         pytest.skip(f"{record_file} is not there yet (the lead's latent-eval run writes it)")
@@ -462,7 +463,7 @@ def test_the_shipped_record_is_reproduced():
             assert len(blob) == shipped["bytes"], mode
             assert list(container.read_header(blob).steps) == shipped["steps"], mode
             assert psnr(x, container.decode_image(blob, model)) == pytest.approx(
-                shipped["psnr"], abs=1e-9), mode
+                shipped["psnr"], abs=PSNR_TOLERANCE_DB), mode
 
 
 # --------------------------------------------------------------------------- acceptance

@@ -307,11 +307,12 @@ def test_the_warm_start_begins_at_the_mean_scale_rate(name):
 
 
 def test_the_shipped_record_is_reproduced():
-    """The record's first image at quality 1, re-coded with the shipped weights: the same bytes
-    and PSNR (the codec is deterministic)."""
+    """The record's first image at quality 1, re-coded with the shipped weights: the same bytes,
+    and the same PSNR to within PSNR_TOLERANCE_DB (another CPU's float kernels may put a few
+    pixels of the reconstruction on the neighbouring 8-bit level)."""
     from nctutor import zoo
     from nctutor.rd import predictor as RP
-    from nctutor.rd.metrics import psnr
+    from nctutor.rd.metrics import PSNR_TOLERANCE_DB, psnr
 
     record = RP.load_record()
     row = record["variants"]["kwcc2018-hierarchical"]["qualities"]["1"][0]
@@ -321,7 +322,7 @@ def test_the_shipped_record_is_reproduced():
     blob = container.encode_image(model, x, "kwcc2018-hierarchical", 1, "cpu")
     assert len(blob) == row["bytes"]
     x_hat = container.decode_image(blob, model)
-    assert abs(psnr(data.to_uint8(x), data.to_uint8(x_hat)) - row["psnr"]) < 1e-9
+    assert abs(psnr(data.to_uint8(x), data.to_uint8(x_hat)) - row["psnr"]) < PSNR_TOLERANCE_DB
 
 
 _CLI_OTHER_PROCESS = textwrap.dedent("""

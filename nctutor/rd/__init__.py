@@ -27,7 +27,17 @@ from .curves import (
     to_compressai_json,
 )
 from .learned import evaluate_model
-from .metrics import MS_SSIM_MIN_SIDE, bpp, image_list, ms_ssim, ms_ssim_db, psnr, record
+from .metrics import (
+    MS_SSIM_MIN_SIDE,
+    MS_SSIM_TOLERANCE,
+    PSNR_TOLERANCE_DB,
+    bpp,
+    image_list,
+    ms_ssim,
+    ms_ssim_db,
+    psnr,
+    record,
+)
 from .references import CLASSIC_REFERENCE, REFERENCE_DIR, reference_curve, reference_names
 from .video_anchors import (
     DEFAULT_CRFS,
@@ -40,7 +50,8 @@ from .video_anchors import (
 
 __all__ = [
     "CLASSIC_CODECS", "CLASSIC_REFERENCE", "DEFAULT_CRFS", "DEFAULT_QUALITIES", "FFmpegError",
-    "MS_SSIM_MIN_SIDE", "REFERENCE_DIR", "RDCurve", "VIDEO_CODECS", "anchor_curve", "as_curve",
+    "MS_SSIM_MIN_SIDE", "MS_SSIM_TOLERANCE", "PSNR_TOLERANCE_DB", "REFERENCE_DIR", "RDCurve",
+    "VIDEO_CODECS", "anchor_curve", "as_curve",
     "available_codecs", "bd_psnr", "bd_rate", "bpp", "classic_anchor", "encode_frames",
     "evaluate_model", "from_compressai_json", "image_list", "join", "load_json", "luma",
     "mean_curve", "ms_ssim", "ms_ssim_db", "psnr", "rd_plot", "record", "reference_curve",

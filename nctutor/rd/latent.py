@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import subprocess
 import time
 from collections.abc import Sequence
@@ -42,6 +41,7 @@ from tqdm.auto import tqdm
 
 from .. import codecs
 from ..codecs.latent import LatentCodec, side_gradient
+from ..config import machine_info
 from ..container import decode_image, encode_image, read_header
 from ..files import atomic_write
 from .curves import bd_psnr, bd_rate
@@ -216,9 +216,7 @@ def run(out: str | os.PathLike, models: Sequence[tuple[str, int, torch.nn.Module
         with open(out) as f:
             record = json.load(f)
     record.update(command=command, profile=profile, images=[n for n, _ in items],
-                  threads=torch.get_num_threads(), machine=platform.processor() or
-                  platform.machine(), torch=torch.__version__, commit=_git_commit(),
-                  modes=list(modes))
+                  **machine_info(), commit=_git_commit(), modes=list(modes))
     fams = record.setdefault("families", {})
     bar = tqdm(total=len(models) * len(items), desc="latent-eval")
     for name, q, model in models:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 from collections.abc import Mapping
 from importlib.resources import files
 
@@ -27,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import codecs
+from ..config import machine_info
 from .curves import bd_rate
 from .learned import evaluate_model
 from .references import reference_curve
@@ -86,9 +86,7 @@ def evaluated(models: Mapping[tuple[str, int], torch.nn.Module], images,
     records]}}}}``: ``images`` coded with every model of ``models`` (``(variant, quality)`` →
     a loaded model of the architecture ``variants`` names). The core of :func:`run` and of
     :func:`nctutor.rd.normalization.run`; no page calls it."""
-    out = {"machine": {"cpus": os.cpu_count(), "threads": torch.get_num_threads(),
-                       "machine": platform.machine(), "torch": torch.__version__},
-           "variants": {}}
+    out = {"machine": machine_info(), "variants": {}}
     for (variant, q), model in tqdm(models.items(), desc="variants", disable=not progress):
         arch, label = variants[variant]
         if codecs.architecture_of_model(model) != arch:
