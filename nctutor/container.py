@@ -94,13 +94,14 @@ bits have the shape ``(frames, K, ceil(H/16), ceil(W/16))`` and decode alone, so
 one group at a time. The latent size is not stored: ``H``, ``W`` imply it. Every group is at most
 :data:`MAX_PIXELS` pixels in all (``T·H·W``), which bounds the decoder's memory like an image's.
 
-*Kind 1, a P-frame* (version 2; written by :func:`encode_pframe` for the conditional coders of
-:mod:`nctutor.codecs.conditional`, chapter *Conditional coding in practice*) codes one frame
-given a reference frame that the decoder already has (a decoded previous frame, bit for bit)::
+*Kind 1, a P-frame* (version 4, the layout of version 2; written by :func:`encode_pframe` for
+the conditional coders of :mod:`nctutor.codecs.conditional`, chapter *Conditional coding in
+practice*) codes one frame given a reference frame that the decoder already has (a decoded
+previous frame, bit for bit)::
 
     offset  size  field
     0       4     magic b"NCT1"
-    4       1     format version (2)
+    4       1     format version (4; 2 before integer entropy parameters)
     5       1     kind (1: pframe)
     6       1     switch between xGDC's two reconstructions (:data:`SWITCHES`): 0 none (the other
                   coders), 1 d (x̂_d only), 2 g (x̂_g only), 3 frame (one bit), 4 quadtree

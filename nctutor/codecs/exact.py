@@ -27,10 +27,12 @@ decoder use (checked in ``tests/test_container.py``, on every Kodak and CLIC ima
 shipped weights). ``g_a`` and ``h_a`` keep every thread: only the encoder runs them. The price is
 a single-threaded decoder, and an ``x_hat`` that may differ from CompressAI's ``decompress``
 (run at several threads) in the last float bits. Across machines (other CPU instructions, other
-library versions) or on GPUs with nondeterministic convolution algorithms the scales need not be
-identical either, and the stream's CRC then reports the mismatch instead of producing a wrong
-image. The ``.nct`` file format carries these streams with ``coder`` = exact
-(:mod:`nctutor.container`).
+library versions) or on GPUs with nondeterministic convolution algorithms one thread is not
+enough: the float scales differ, and the stream's CRC refuses the file. The ``.nct`` files of
+format version 4 therefore code inside :func:`nctutor.entropy.integer.integer_entropy`, which
+runs ``h_s`` as an integer network whose outputs are the same on every machine (book section
+"Transform coding with learned priors → Decoding on another machine"); the file format carries
+these streams with ``coder`` = exact (:mod:`nctutor.container`).
 """
 
 from __future__ import annotations

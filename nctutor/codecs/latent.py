@@ -27,9 +27,13 @@ into the fixed candidate sets :data:`SIDE_STEPS` and :data:`MAIN_STEPS` (4 bits 
 in the file header). The encoder picks ``ρ_f`` by the rate of ``ŷ`` (Eq. 5) and ``ρ_h`` by the
 MSE of the decoded image (Eq. 6); see :meth:`LatentCodec.compress` for the search.
 
-*Determinism.* The decoder must rebuild the encoder's tables and groups bit for bit: ``h_s``,
-the side shift and ``g_s`` run on one thread (:func:`nctutor.codecs.exact.one_thread`), the
-tables are float64 numpy, the sort is stable. A CRC in the ``y`` stream catches any mismatch.
+*Determinism.* The decoder must rebuild the encoder's tables and groups bit for bit, on any
+machine: ``h_s`` runs as an integer network (a file of format version 4 is coded inside
+:func:`nctutor.entropy.integer.integer_entropy`), the side shift's gradient and the factorized
+prior's CDFs are computed in portable float64 (:func:`portable_side_gradient`,
+:func:`nctutor.entropy.integer.eb_logits`), the tables are float64 numpy, the sort is stable.
+``g_s`` and the main shift (which shape only the picture) run in float on one thread. A CRC in
+the ``y`` stream catches any mismatch.
 """
 
 from __future__ import annotations

@@ -39,11 +39,11 @@ in one bit from the encoder's, silently decodes other symbols. The CRC turns all
 
 *Determinism.* Encoder and decoder must pass bit-identical means and scales: in a codec the
 decoder recomputes them with ``h_s`` from the decoded ``z`` (CompressAI only needs the same table
-*index*, which tolerates small differences except at the table's boundaries). CPU convolutions
-differ in the last bits between thread counts, so the twins of :mod:`nctutor.codecs.exact` run
-``h_s`` on one thread on both sides; across machines or on GPUs with nondeterministic
-convolution algorithms the scales need not be identical, and the CRC then reports the mismatch
-instead of producing a wrong image.
+*index*, which tolerates small differences except at the table's boundaries). Float
+convolutions differ in the last bits between thread counts and between machines, so the files of
+format version 4 compute the scales with integer networks (:mod:`nctutor.entropy.integer`):
+the same arrays everywhere. When they are not identical (a float path, a wrong model), the CRC
+reports the mismatch instead of producing a wrong image.
 """
 
 from __future__ import annotations
