@@ -55,9 +55,10 @@ the code-space predictor ran as float networks and CompressAI's ``update()`` mad
 tables in float32: their last bits depend on the CPU's kernels and the thread count, so such a
 file decodes only on the kind of machine that wrote it (elsewhere its CRC or fingerprint refuses
 it). In version 4 the encoder and the decoder run those networks as integer networks and make
-the tables in portable arithmetic (:mod:`nctutor.entropy.integer`; book section *Decoding on
-another machine*): a version-4 file decodes to the same symbols on any machine. Versions 1-3
-are still decoded, with the float networks and tables they were written with.
+the tables in portable arithmetic (:mod:`nctutor.entropy.integer`; book section *Transform
+coding with learned priors → Decoding on another machine*): a version-4 file decodes to the
+same symbols on any machine. Versions 1-3 are still decoded, with the float networks and tables
+they were written with.
 
 *One nested piece.* An ``exact`` ``y`` stream is not raw ANS words: it starts with its own small
 preamble, the alphabet ``[lo, hi]`` (two varints) and a CRC32 of the *symbols* (layout in
@@ -743,7 +744,8 @@ def encode_image(model: torch.nn.Module, x: torch.Tensor, model_name: str, quali
     probabilities every machine computes alike (:mod:`nctutor.entropy.integer`); ``False``
     writes what nctutor wrote before (version 2, or 3 for the lattice coder: float networks and
     tables, a file that decodes only on the kind of machine that wrote it), kept so that the
-    book can show the difference (section *Decoding on another machine*) and measure what the
+    book can show the difference (book section *Transform coding with learned priors → Decoding
+    on another machine*) and measure what the
     integer path costs. CompressAI's ``mbt2018`` has no portable path (:data:`FLOAT_ONLY`).
     """
     arch = architecture_of(model_name)
