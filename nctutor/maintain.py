@@ -502,3 +502,41 @@ def portable_summary(rows: list[dict]) -> list[dict]:
             "encode_ratio": mean("encode_s", "integer") / mean("encode_s", "float"),
             "decode_ratio": mean("decode_s", "integer") / mean("decode_s", "float")})
     return out
+
+
+def refresh_predictor_record(file: str | os.PathLike | None = None,
+                             weights_dir: str | os.PathLike | None = None) -> dict:
+    """Replace, in the predictor chapter's record (default: the shipped
+    ``predictor-kodak.json``), the rows of the variants whose weights are shipped — ``shipped``
+    (``mbt2018-mean``) and ``kwcc2018-hierarchical`` — by the records of their family reports
+    (:func:`report`: the same images, files of the current format), and note it under
+    ``remeasured``. The other variants' runs are not kept: their rows stay as measured.
+
+    A maintainer's tool for a format change (``nctutor/weights/README.md``); the page *Predicting
+    codes from their neighbours → How the table is made* reads the record.
+    """
+    from .rd import predictor as rp
+
+    wdir = Path(weights_dir or WEIGHTS_DIR)
+    path = Path(file or rp.RECORD)
+    record = json.loads(path.read_text())
+    done = {}
+    for variant, family in (("shipped", "mbt2018-mean"),
+                            ("kwcc2018-hierarchical", "kwcc2018-hierarchical")):
+        report_doc = json.loads((wdir / f"{family}-kodak.json").read_text())
+        qualities = record["variants"][variant]["qualities"]
+        for q in qualities:
+            rows = [r for r in report_doc["records"] if r["quality"] == int(q)]
+            if [r["image"] for r in rows] != [r["image"] for r in qualities[q]]:
+                raise ValueError(f"{family}-kodak.json has other images than the record at q{q}")
+            qualities[q] = rows
+        done[variant] = {"from": f"{family}-kodak.json", "machine": report_doc.get("machine")}
+    record["remeasured"] = {
+        "why": "format version 4 (integer entropy parameters): the shipped variants' files "
+               "changed; the other variants' runs are not kept, their rows are the float path "
+               "of format versions 2 and 3",
+        "command": "python -c \"from nctutor import maintain; "
+                   "maintain.refresh_predictor_record()\"",
+        "variants": done}
+    atomic_write(path, json.dumps(record, indent=1))
+    return record
