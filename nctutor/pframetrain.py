@@ -351,7 +351,8 @@ def export(run: str | Path, out_dir: str | Path) -> Path:
            "seconds": manifest["seconds"], "parameters": manifest["parameters"],
            "final": manifest.get("final", {}), "settings": s,
            "history": summary(ckpt["history"]),
-           "nctutor_version": __version__, "torch_version": torch.__version__}
+           "nctutor_version": __version__, "torch_version": torch.__version__,
+           "machine": config.machine_info()}
     atomic_write(file.with_suffix(".json"), json.dumps(man, indent=2))
     return file
 

@@ -368,6 +368,7 @@ def _manifest(run: Run) -> dict:
     return {
         "nctutor_version": __version__,
         "torch_version": torch.__version__,
+        "machine": config.machine_info(),
         "settings": settings,
         "data": {"train": f"bsds500/{settings['train_split']}",
                  "count": len(data.files(f"bsds500/{settings['train_split']}"))},

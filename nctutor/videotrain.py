@@ -216,7 +216,7 @@ def export(run: str | Path, out_dir: str | Path) -> Path:
            "seconds": manifest["seconds"], "final": manifest.get("final", {}), "settings": s,
            "history": summary(ckpt["history"]),
            "data": manifest.get("data"), "nctutor_version": __version__,
-           "torch_version": torch.__version__}
+           "torch_version": torch.__version__, "machine": config.machine_info()}
     atomic_write(file.with_suffix(".json"), json.dumps(man, indent=2))
     return file
 
