@@ -71,8 +71,9 @@ ENTROPY_NETS = ("h_s", "predictor")
 
 
 def _to_grid(x: torch.Tensor) -> torch.Tensor:
-    """``x`` in grid units as float64 integers (CPU): the network's input quantization."""
-    return torch.round(x.detach().to("cpu", torch.float64) * _SCALE)
+    """``x`` in grid units as float64 integers (CPU), clamped to ``±ACT_LIMIT`` like every
+    activation, so that the bound on the sums holds for any input (a damaged stream's too)."""
+    return torch.round(x.detach().to("cpu", torch.float64) * _SCALE).clamp_(-ACT_LIMIT, ACT_LIMIT)
 
 
 class IntegerConv(nn.Module):
