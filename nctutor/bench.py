@@ -47,6 +47,7 @@ import torch
 from . import codecs, config, container, data, zoo
 from .codecs.exact import exact, has_exact_coder
 from .codecs.latent import has_latent_codec
+from .entropy import integer
 from .files import atomic_write
 from .rd.latent import MODES
 from .rd.metrics import psnr
@@ -173,12 +174,28 @@ def compressai_twin(model: torch.nn.Module, arch: str) -> torch.nn.Module:
     return twin
 
 
+def _same_symbols(model: torch.nn.Module, arch: str, blob: bytes) -> torch.Tensor:
+    """CompressAI's own ``decompress`` of the streams of the file ``blob``, with the file's
+    entropy parameters (portable tables, integer ``h_s``: :mod:`nctutor.entropy.integer`): the
+    image the file must decode to."""
+    twin = integer.portable_tables(compressai_twin(model, arch))
+    header = container.read_header(blob)
+    streams, pos = [], header.header_size
+    for n in header.lengths:
+        streams.append([blob[pos:pos + n]])
+        pos += n
+    with integer.integer_entropy(twin):
+        return twin.decompress(streams, header.shape)["x_hat"]
+
+
 @torch.no_grad()
 def bench_image(model: torch.nn.Module, x: torch.Tensor, name: str, image: str = "",
                 repeat: int = 3, quality: int | None = None, profile: str = "") -> BenchRow:
     """Benchmark one model (eval mode, updated) on one image ``(3, H, W)``: see the module
     docstring. Every round trip is checked (ours and exact decode to the same image as
-    CompressAI, up to the last float bits that ``g_s`` may change between thread counts).
+    CompressAI's ``decompress`` of the same streams with the file's entropy parameters, up to
+    the last float bits that ``g_s`` may change between thread counts); CompressAI's times are
+    those of its own float path.
     Used by :func:`run`; no page calls it."""
     if repeat < 1:
         raise ValueError(f"repeat must be at least 1, got {repeat}")
@@ -206,7 +223,7 @@ def bench_image(model: torch.nn.Module, x: torch.Tensor, name: str, image: str =
     dec = time_ms(decoders, repeat, device)
     (enc_ours, _), (enc_cai, _), (dec_ours, x_ours), (dec_cai, x_cai) = (
         enc["ours"], enc["cai"], dec["ours"], dec["cai"])
-    x_cai = x_cai["x_hat"][0, :, :h, :w].cpu()
+    x_cai = _same_symbols(model, arch, blob)[0, :, :h, :w].cpu()
     if not torch.allclose(x_ours, x_cai, atol=1e-5):
         raise RuntimeError(f"{name}: the .nct file and CompressAI decode to different images")
 
