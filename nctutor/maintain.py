@@ -437,7 +437,7 @@ def portable_cost(out: str | os.PathLike, images=None, pairs=None, progress: boo
         for img_name, x in rd.image_list(images):
             x8 = data.to_uint8(x)
             for portable in (False, True):
-                mode = dict(coder=coder, quantizer="hex") if coder == "lattice" else {}
+                mode = dict(coder=coder, quantizer="hex" if coder == "lattice" else "scalar")
                 blob, x_hat, enc, dec = _coded(
                     partial(container.encode_image, model, x, arch, q, "cpu", portable=portable,
                             **mode), partial(container.decode_image, model=model))
