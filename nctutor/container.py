@@ -170,6 +170,7 @@ from dataclasses import dataclass
 from functools import partial
 
 import torch
+from compressai.entropy_models import EntropyModel
 
 from . import codecs, config
 from .codecs import architecture_of, latent_shape, model_fingerprint, num_streams
@@ -698,7 +699,11 @@ def _entropy_path(model: torch.nn.Module, version: int) -> torch.nn.Module:
     """The model whose tables code a file of format ``version``: ``model`` itself with portable
     tables (:func:`nctutor.entropy.integer.portable_tables`, in place) from version 4 on; for
     older files a copy with CompressAI's float tables (``update(force=True)``), as they were
-    written."""
+    written. Raises ``ValueError`` for a model whose entropy coders are not ready (no
+    ``update()`` yet), as the fingerprint did before version 4: until then a hyperprior has no
+    scale table to make portable tables from."""
+    if any(isinstance(m, EntropyModel) and m._offset.numel() == 0 for m in model.modules()):
+        raise ValueError("the model's entropy coders are not ready: call model.update()")
     if version >= PORTABLE:
         return integer.portable_tables(model)
     legacy = copy.deepcopy(model)

@@ -37,7 +37,7 @@ def test_compress_with_a_lattice_and_the_shift_decompresses_without_options(tmp_
         said = capsys.readouterr().out
         blob = nct.read_bytes()
         h = container.read_header(blob)
-        assert (h.version, h.coder, h.quantizer) == (3, "lattice", quantizer), options
+        assert (h.version, h.coder, h.quantizer) == (4, "lattice", quantizer), options
         assert (h.steps == (0, 0)) or shift
         # the same bytes as the library writes with those settings
         assert blob == container.encode_image(model, x, arch, 3, "smoke", coder="lattice",
@@ -50,12 +50,12 @@ def test_compress_with_a_lattice_and_the_shift_decompresses_without_options(tmp_
         assert f"lattice coder ({quantizer}" in said
         expected = data.to_uint8(container.decode_image(blob, model)).permute(1, 2, 0).numpy()
         assert np.array_equal(np.asarray(Image.open(png)), expected)
-    # --quantizer scalar alone keeps CompressAI's table coder (version 2)
+    # --quantizer scalar alone keeps CompressAI's table coder (version 4 too, no shift steps)
     nct = tmp_path / "table.nct"
     assert cli.main(["compress", str(kodak_png), str(nct), "--model", arch,
                      "--quantizer", "scalar"]) == 0
     h = container.read_header(nct.read_bytes())
-    assert (h.version, h.coder, h.quantizer) == (2, "table", "scalar")
+    assert (h.version, h.coder, h.quantizer, h.steps) == (4, "table", "scalar", (0, 0))
     assert "table coder" in capsys.readouterr().out
 
 

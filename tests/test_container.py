@@ -1,8 +1,14 @@
-"""The .nct container (format versions 2 and 3; version 1 still read): exact round trips with
-the table and exact coders, determinism across thread counts and processes, the version 3 header
-of the lattice coder, and refusal of every damaged file. The lattice codec's own round trips are
-in tests/test_latent_codec.py."""
+"""The .nct container (format version 4, written with the layout of version 3 for every coder;
+versions 1, 2 and 3 still read): exact round trips with the table and exact coders, determinism
+across thread counts and processes, the header of the lattice coder (versions 3 and 4), and
+refusal of every damaged file. Version 4 codes inside :func:`nctutor.entropy.integer.
+integer_entropy` with portable tables, so a file decodes to what the model reconstructs in
+memory in that arithmetic (:func:`_in_memory`); ``portable=False`` still writes the float path
+of versions 2 and 3. The lattice codec's own round trips are in tests/test_latent_codec.py; the
+cross-machine checks of version 4 in tests/test_portable.py."""
 
+import contextlib
+import copy
 import dataclasses
 import json
 import random
@@ -19,6 +25,7 @@ import torch
 from nctutor import checkpoints, codecs, container, data, zoo
 from nctutor.codecs.exact import exact, one_thread
 from nctutor.codecs.latent import MAIN_STEPS, SIDE_STEPS, LatentCodec
+from nctutor.entropy import integer
 from nctutor.errors import BitstreamError
 
 ARCHS = list(codecs.ARCHITECTURES)
@@ -58,10 +65,25 @@ def photo_crop():
     return data.kodak(2)[1][:, 200:328, 300:491]  # 128×191 of kodim02: padded to 128×192
 
 
-def _in_memory(model, arch, x):
-    """What the model itself reconstructs from its own compress() output, cropped."""
+def _float_path(model):
+    """A copy of ``model`` with CompressAI's float tables: what versions 1-3 were coded with."""
+    legacy = copy.deepcopy(model)
+    legacy.update(force=True)
+    return legacy
+
+
+def _in_memory(model, arch, x, portable=True):
+    """What the model itself reconstructs from its own compress() output, cropped: in the
+    arithmetic of format version 4 (portable tables, made in place, and the integer entropy
+    networks), or with ``portable=False`` in that of versions 1-3 (a copy with CompressAI's
+    float tables, the float networks)."""
     xp = codecs.pad(x[None], codecs.STRIDES[arch])
-    with torch.no_grad():
+    if portable:
+        integer.portable_tables(model)
+        networks = integer.integer_entropy(model)
+    else:
+        model, networks = _float_path(model), contextlib.nullcontext()
+    with torch.no_grad(), networks:
         out = model.compress(xp)
         x_hat = model.decompress(out["strings"], out["shape"])["x_hat"]
     return x_hat[0, :, : x.shape[1], : x.shape[2]].clamp(0, 1)
@@ -78,11 +100,16 @@ def test_round_trip_equals_in_memory_decompress(tiny_models, crop, arch):
     assert torch.equal(first, _in_memory(model, arch, crop))
     h = container.read_header(blob)
     assert (h.model, h.quality, h.profile, h.height, h.width) == (arch, 3, "smoke", 64, 80)
-    assert (h.version, h.kind, h.coder, h.quantizer) == (2, "image", "table", "scalar")
+    assert (h.version, h.kind, h.coder, h.quantizer) == (4, "image", "table", "scalar")
+    assert h.steps == (0, 0) and container.VERSION == 4
     assert h.shape == codecs.latent_shape(arch, 64, 80)
     assert len(h.lengths) == codecs.num_streams(arch)
     assert h.header_size + h.payload_size == len(blob)
     assert (h.N, h.M) == (8, 8)
+    # the float path of version 2 still round-trips, to the float in-memory reconstruction
+    old = container.encode_image(model, crop, arch, 3, profile="smoke", portable=False)
+    assert container.read_header(old).version == 2
+    assert torch.equal(container.decode_image(old, model), _in_memory(model, arch, crop, False))
 
 
 @pytest.mark.parametrize("arch", ["bmshj2018-factorized", "mbt2018-mean"])
@@ -162,9 +189,11 @@ def test_encoder_checks_its_arguments(tiny_models, crop):
                                3, quantizer="oct")
     with pytest.raises(ValueError, match="bmshj2018-factorized has none: use coder='table'"):
         container.encode_image(model, crop, "bmshj2018-factorized", 3, coder="exact")
-    untrained = codecs.create("bmshj2018-factorized", N=8, M=8).eval()
-    with pytest.raises(ValueError, match="update"):
-        container.encode_image(untrained, crop, "bmshj2018-factorized", 3)
+    for arch in ("bmshj2018-factorized", "mbt2018-mean"):  # no update(): no tables to start from
+        untrained = codecs.create(arch, N=8, M=8).eval()
+        for portable in (True, False):
+            with pytest.raises(ValueError, match="update"):
+                container.encode_image(untrained, crop, arch, 3, portable=portable)
 
 
 # --------------------------------------------------------------------------- the exact coder
@@ -174,10 +203,11 @@ def _encoder_side(model, x):
     """What the encoder side's (plain CompressAI) model reconstructs from its quantized latents:
     ``ŷ = round(y - μ) + μ`` with ``μ`` from ``h_s``, then ``g_s(ŷ)`` as an 8-bit image; ``h_s``
     and ``g_s`` on one thread, the exact coder's arithmetic, ``g_a`` and ``h_a`` at the
-    caller's thread count, as the encoder runs them. Returns ``(ŷ, image)``."""
+    caller's thread count, as the encoder runs them; ``z`` coded with the portable tables and
+    ``h_s`` the integer network, as in a file of format version 4. Returns ``(ŷ, image)``."""
     xp = codecs.pad(x[None], codecs.STRIDES["mbt2018-mean"])
-    eb = model.entropy_bottleneck
-    with torch.no_grad():
+    eb = integer.portable_tables(model).entropy_bottleneck
+    with torch.no_grad(), integer.integer_entropy(model):
         y = model.g_a(xp)
         z = model.h_a(y)
         z_hat = eb.decompress(eb.compress(z), z.shape[-2:])
@@ -190,10 +220,13 @@ def _encoder_side(model, x):
 
 
 def _decoded_latents(twin, blob):
-    """``ŷ`` as the exact decoder of ``twin`` gets it from the file ``blob``."""
+    """``ŷ`` as the exact decoder of ``twin`` gets it from the file ``blob`` (version 4: portable
+    tables, the integer ``h_s``)."""
     h = container.read_header(blob)
+    assert h.version == 4
     y, z = blob[h.header_size:][: h.lengths[0]], blob[h.header_size + h.lengths[0]:]
-    with torch.no_grad():
+    integer.portable_tables(twin)
+    with torch.no_grad(), integer.integer_entropy(twin):
         z_hat = twin.entropy_bottleneck.decompress([z], h.shape)
         return twin._decode_y([y], *twin._params(z_hat))
 
@@ -217,8 +250,8 @@ def test_exact_and_table_files_of_the_same_image(shipped, photo_crop):
     assert h.header_size == ht.header_size and (blob[6], table[6]) == (1, 0)
     assert blob[:6] + blob[7:y_len] == table[:6] + table[7:y_len]
     # either model decodes either file (the header says how): the table file to CompressAI's own
-    # image, the exact file to the encoder side's (one thread for h_s and g_s); the two differ
-    # at most in the last float bits
+    # image (its decompress, with the integer h_s of version 4), the exact file to the encoder
+    # side's (one thread for h_s and g_s); the two differ at most in the last float bits
     y_hat, expected = _encoder_side(model, photo_crop)
     cai = _in_memory(model, "mbt2018-mean", photo_crop)
     for decoder in (model, twin):
@@ -332,7 +365,9 @@ _V1_FIXED = struct.Struct(">4sBBBBIIHHHHIBB")  # the layout of version 1, writte
 
 
 def _write_v1(model, x, model_name, quality, profile=""):
-    """What the first ``encode_image`` wrote (format version 1), kept as a writer of the tests."""
+    """What the first ``encode_image`` wrote (format version 1: CompressAI's float tables and
+    networks), kept as a writer of the tests."""
+    model = _float_path(model)
     arch = codecs.architecture_of(model_name)
     with torch.no_grad():
         out = model.compress(codecs.pad(x[None], codecs.STRIDES[arch]))
@@ -354,14 +389,15 @@ def test_version_1_files_still_decode(tiny_models, crop, arch):
     assert (h.version, h.kind, h.coder, h.quantizer) == (1, "image", "table", "scalar")
     assert (h.model, h.quality, h.profile, h.height, h.width) == (arch, 2, "smoke", 64, 80)
     assert h.header_size + h.payload_size == len(old)
-    new = container.encode_image(model, crop, arch, 2, "smoke")
+    new = container.encode_image(model, crop, arch, 2, "smoke", portable=False)  # version 2
+    assert container.read_header(new).version == 2
     assert old[container.read_header(old).header_size:] == new[container.read_header(
         new).header_size:]  # the same streams, only the header changed
     assert torch.equal(container.decode_image(old, model), container.decode_image(new, model))
-    assert torch.equal(container.decode_image(old, model), _in_memory(model, arch, crop))
+    assert torch.equal(container.decode_image(old, model), _in_memory(model, arch, crop, False))
     if arch != "bmshj2018-factorized":
         assert torch.equal(container.decode_image(old, exact(model)),
-                           _in_memory(model, arch, crop))
+                           _in_memory(model, arch, crop, False))
 
 
 def test_version_1_damage_is_refused(tiny_models, crop):
@@ -395,7 +431,7 @@ def _set(blob: bytes, pos: int, raw: bytes, hs: int) -> bytes:
 
 
 def _restream(blob: bytes, n: int) -> bytes:
-    """``blob`` (version 2 or 3) with its payload cut into ``n`` streams, the header rewritten
+    """``blob`` (version 2, 3 or 4) with its payload cut into ``n`` streams, the header rewritten
     to match: a well-formed file with another number of streams."""
     h = container.read_header(blob)
     table = h.header_size - 4 - 4 * (len(h.lengths) + 1)  # where the stream table starts
@@ -417,7 +453,7 @@ def _variants(blob: bytes, h: container.Header, png: bytes) -> list[tuple[str, b
         return bytes(a)
 
     hs = h.header_size
-    o = 1 if h.version == 3 else 0  # version 3: one more byte (the steps) after the quantizer
+    o = 1 if h.version >= 3 else 0  # versions 3, 4: one more byte (the steps) after the quantizer
     for _ in range(50):  # one byte of the payload
         p = rng.randrange(hs, len(blob))
         out.append((f"payload byte {p}", flip(blob, [p])))
@@ -425,7 +461,7 @@ def _variants(blob: bytes, h: container.Header, png: bytes) -> list[tuple[str, b
         ps = rng.sample(range(len(blob)), rng.randrange(2, 9))
         out.append((f"bytes {sorted(ps)}", flip(blob, ps)))
     # truncation at every field boundary of the header, inside the payload, one byte short
-    fixed = (container._FIXED_V3 if h.version == 3 else container._FIXED).size
+    fixed = (container._FIXED_V3 if h.version >= 3 else container._FIXED).size
     name_end = fixed + len(h.model) + len(h.profile)
     cuts = {0, 1, 3, 4, 5, 6, 7, 8, 9 + o, 10 + o, 14 + o, 18 + o, 22 + o, 26 + o, 30 + o,
             31 + o, 32 + o, fixed + 1, name_end, name_end + 2, name_end + 4, name_end + 6,
@@ -438,12 +474,10 @@ def _variants(blob: bytes, h: container.Header, png: bytes) -> list[tuple[str, b
     out += [("png", png), ("png head", png[:64]), ("text", b"hello world\n" * 10),
             ("zeros", bytes(200)), ("jpeg magic", b"\xff\xd8\xff\xe0" + bytes(100))]
     # well-formed CRC, but fields a decoder must refuse before allocating anything
-    other_version = b"\x02" if h.version == 3 else b"\x03"
     other_coder = b"\x00" if h.coder == "lattice" else b"\x02"
     forged = {
         f"version {container.VERSION + 1}": (4, bytes([container.VERSION + 1])),
         "version 0": (4, b"\x00"), "version 1": (4, b"\x01"),
-        f"version {other_version[0]}": (4, other_version),
         "kind 1": (5, b"\x01"), f"coder {other_coder[0]}": (6, other_coder),
         "coder 3": (6, b"\x03"), "quantizer 3": (7, b"\x03"),
         "padding 7": (8 + o, b"\x07"), "quality 0": (9 + o, b"\x00"),
@@ -463,6 +497,12 @@ def _variants(blob: bytes, h: container.Header, png: bytes) -> list[tuple[str, b
     }
     if h.coder != "lattice":  # a lattice quantizer with another coder
         forged["quantizer 1"] = (7, b"\x01")
+    # the other versions: version 2 reads every field after the quantizer one byte early;
+    # version 3 is the lattice coder's only (a version-4 lattice file relabelled 3 would be
+    # refused by its fingerprint only where the float tables differ from the portable ones)
+    for v in sorted({2, 3, 4} - {h.version}):
+        if not (v == 3 and h.coder == "lattice"):
+            forged[f"version {v}"] = (4, bytes([v]))
     for what, (pos, raw) in forged.items():
         out.append((f"forged {what}", _set(blob, pos, raw, hs)))
     # a file rewritten with another model name but a valid CRC: another architecture's file
@@ -477,39 +517,63 @@ def _variants(blob: bytes, h: container.Header, png: bytes) -> list[tuple[str, b
 @pytest.mark.parametrize("coder", container.CODERS)
 def test_200_damaged_files_raise_bitstream_error_fast(tiny_models, crop, monkeypatch, coder):
     model = tiny_models["mbt2018-mean"]
-    blob = container.encode_image(model, crop, "mbt2018-mean", 3, profile="smoke", coder=coder)
+    # the lattice file with Hex-Quant: in version 4 only the coder byte tells a scalar, unshifted
+    # lattice file from a table file (see tests/test_latent_codec.py), a hex one is refused
+    # relabelled table by its quantizer
+    mode = {"quantizer": "hex"} if coder == "lattice" else {}
+    blob = container.encode_image(model, crop, "mbt2018-mean", 3, profile="smoke", coder=coder,
+                                  **mode)
     h = container.read_header(blob)
-    assert h.coder == coder
+    assert (h.version, h.coder) == (4, coder)
     png = data.path("kodak/kodim23.png").read_bytes()[:3000]
     variants = _variants(blob, h, png)
     assert len(variants) == 200 and len({v for _, v in variants}) == 200
+    # version 4 ties no coder to the version: a table or exact file relabelled lattice (CRC
+    # recomputed) passes the header's checks, and the lattice decoder's own refuse it
+    late = [(w, b) for w, b in variants if w == "forged coder 2" and coder != "lattice"]
+    assert len(late) == (coder != "lattice")
     calls = []
     monkeypatch.setattr(model, "decompress", lambda *a, **k: calls.append(a))
     monkeypatch.setattr(container, "exact", lambda *a, **k: calls.append(a))
     monkeypatch.setattr(container, "LatentCodec", lambda *a, **k: calls.append(a))
     times = []
     for what, bad in variants:
+        if (what, bad) in late:
+            continue
         tic = time.perf_counter()
         with pytest.raises(BitstreamError):
             container.decode_image(bad, model)
         times.append(time.perf_counter() - tic)
         assert times[-1] < 1.0, what
     assert calls == []  # refused before the entropy decoder or any tensor was touched
+    monkeypatch.undo()
+    for what, bad in late:
+        assert container.read_header(bad).coder == "lattice"
+        tic = time.perf_counter()
+        with pytest.raises(BitstreamError):
+            container.decode_image(bad, model)
+        times.append(time.perf_counter() - tic)
+        assert times[-1] < 1.0, what
     print(f"\n200 damaged {coder} files: max {1e3 * max(times):.2f} ms, "
           f"total {1e3 * sum(times):.1f} ms")
 
 
 def test_forged_messages_say_what_is_wrong(tiny_models, crop):
-    blob = container.encode_image(tiny_models["bmshj2018-factorized"], crop,
-                                  "bmshj2018-factorized", 2)
-    hs = container.read_header(blob).header_size
+    model = tiny_models["bmshj2018-factorized"]
+    blob = container.encode_image(model, crop, "bmshj2018-factorized", 2)
+    h = container.read_header(blob)
+    assert h.version == 4
+    hs = h.header_size
+    old = container.encode_image(model, crop, "bmshj2018-factorized", 2, portable=False)
+    assert container.read_header(old).version == 2
+    hs_old = container.read_header(old).header_size
     newer = "written by a newer nctutor; upgrade nctutor"
     cases = {
         "bad magic": b"\x89PNG" + blob[4:],
         "truncated": blob[:-1],
         "trailing": blob + b"x",
         "CRC32": blob[:-1] + bytes([blob[-1] ^ 1]),
-        "format version 4: the file was written by a newer nctutor": _set(blob, 4, b"\x04", hs),
+        "format version 5: the file was written by a newer nctutor": _set(blob, 4, b"\x05", hs),
         "unsupported format version 0": _set(blob, 4, b"\x00", hs),
         f"unknown kind 3 .*{newer}": _set(blob, 5, b"\x03", hs),
         f"unknown coder 3 \\(this nctutor knows table, exact, lattice\\).*{newer}":
@@ -517,18 +581,25 @@ def test_forged_messages_say_what_is_wrong(tiny_models, crop):
         f"unknown quantizer 3 \\(this nctutor knows scalar, hex, oct\\).*{newer}":
             _set(blob, 7, b"\x03", hs),
         "quantizer hex or a latent shift with the table coder": _set(blob, 7, b"\x01", hs),
-        "version 2 with the lattice coder": _set(blob, 6, b"\x02", hs),
+        "quantizer scalar or a latent shift with the table coder": _set(blob, 8, b"\x10", hs),
+        "version 3 with the table coder": _set(blob, 4, b"\x03", hs),
         "bmshj2018-factorized has no exact coder": _set(blob, 6, b"\x01", hs),
-        "implausible image size": _set(blob, 10, struct.pack(">I", 10**6), hs),
+        "implausible image size": _set(blob, 11, struct.pack(">I", 10**6), hs),
         "2 streams, bmshj2018-factorized writes 1": _restream(blob, 2),
     }
-    for message, bad in cases.items():
+    old_cases = {  # the same in version 2's layout, one byte less
+        "implausible image size": _set(old, 10, struct.pack(">I", 10**6), hs_old),
+        "2 streams, bmshj2018-factorized writes 1": _restream(old, 2),
+        "quantizer hex or a latent shift with the table coder": _set(old, 7, b"\x01", hs_old),
+        "version 2 with the lattice coder": _set(old, 6, b"\x02", hs_old),
+    }
+    for message, bad in [*cases.items(), *old_cases.items()]:
         with pytest.raises(BitstreamError, match=message):
             container.read_header(bad)
     assert isinstance(BitstreamError("x"), ValueError)
 
 
-# --------------------------------------------------------------------------- version 3
+# --------------------------------------------------------------------------- versions 3 and 4
 
 
 def _lattice(model, x, arch, **kwargs) -> bytes:
@@ -537,33 +608,44 @@ def _lattice(model, x, arch, **kwargs) -> bytes:
 
 @pytest.mark.parametrize("arch", ["bmshj2018-factorized", "mbt2018-mean"])
 def test_version_3_header_of_the_lattice_coder(tiny_models, crop, arch):
-    """Version 3 = version 2 with the steps byte after the quantizer: the codes and the steps
-    read back, every other field is version 2's byte for byte (one byte later), and the streams
-    and steps are those of LatentCodec.compress."""
+    """Version 3 = version 2 with the steps byte after the quantizer; version 4 has that layout
+    for every coder (the steps byte 0 but for the lattice coder's). The codes and the steps read
+    back, every other field is the table file's byte for byte (version 2's one byte later), and
+    the streams and steps are those of LatentCodec.compress: for version 4 inside the integer
+    entropy path with portable tables, for version 3 (``portable=False``) with the float path
+    (a copy of the model with CompressAI's float tables)."""
     model = tiny_models[arch]
-    table = container.encode_image(model, crop, arch, 3, "smoke")
-    ht = container.read_header(table)
-    assert ht.version == 2 and ht.steps == (0, 0)
-    n = len(ht.lengths)
-    for quantizer in container.QUANTIZERS:
-        blob = _lattice(model, crop, arch, quantizer=quantizer, shift=True, search="brute")
-        h = container.read_header(blob)
-        assert (h.version, h.kind, h.coder, h.quantizer) == (3, "image", "lattice", quantizer)
-        assert blob[4:8] == bytes([3, 0, 2, container.QUANTIZERS.index(quantizer)])
-        assert blob[8] == (h.steps[0] << 4) | h.steps[1]
-        assert h.header_size == ht.header_size + 1
-        # padding … names and the number of streams: version 2's bytes, one byte later
-        assert blob[9 : h.header_size - 4 - 4 * n] == table[8 : ht.header_size - 4 - 4 * n]
-        with torch.no_grad():
-            out = LatentCodec(model, quantizer, True, "brute").compress(
-                codecs.pad(crop[None], codecs.STRIDES[arch]))
-        assert h.steps == tuple(out["steps"])
-        assert blob[h.header_size:] == b"".join(bytes(s[0]) for s in out["strings"])
-        assert torch.equal(container.decode_image(blob, model), codecs.crop(
-            LatentCodec(model, quantizer).decompress(out["strings"], out["shape"],
-                                                     out["steps"])["x_hat"][0], 64, 80))
-    plain = _lattice(model, crop, arch, quantizer="hex")
-    assert container.read_header(plain).steps == (0, 0) and plain[8] == 0
+    for portable, version in ((True, 4), (False, 3)):
+        table = container.encode_image(model, crop, arch, 3, "smoke", portable=portable)
+        ht = container.read_header(table)
+        assert ht.version == (4 if portable else 2) and ht.steps == (0, 0)
+        n = len(ht.lengths)
+        net = integer.portable_tables(model) if portable else _float_path(model)
+        networks = integer.integer_entropy if portable else contextlib.nullcontext
+        for quantizer in container.QUANTIZERS:
+            blob = _lattice(model, crop, arch, quantizer=quantizer, shift=True, search="brute",
+                            portable=portable)
+            h = container.read_header(blob)
+            assert (h.version, h.kind, h.coder, h.quantizer) == (version, "image", "lattice",
+                                                                 quantizer)
+            assert blob[4:8] == bytes([version, 0, 2, container.QUANTIZERS.index(quantizer)])
+            assert blob[8] == (h.steps[0] << 4) | h.steps[1]
+            if portable:  # the table file has the steps byte too, 0
+                assert h.header_size == ht.header_size and table[4:9] == bytes([4, 0, 0, 0, 0])
+                assert blob[9 : h.header_size - 4 - 4 * n] == table[9 : ht.header_size - 4 - 4 * n]
+            else:  # padding … names and the number of streams: version 2's bytes, one byte later
+                assert h.header_size == ht.header_size + 1
+                assert blob[9 : h.header_size - 4 - 4 * n] == table[8 : ht.header_size - 4 - 4 * n]
+            with torch.no_grad(), networks(net):
+                out = LatentCodec(net, quantizer, True, "brute", portable=portable).compress(
+                    codecs.pad(crop[None], codecs.STRIDES[arch]))
+                x_hat = LatentCodec(net, quantizer, portable=portable).decompress(
+                    out["strings"], out["shape"], out["steps"])["x_hat"][0]
+            assert h.steps == tuple(out["steps"])
+            assert blob[h.header_size:] == b"".join(bytes(s[0]) for s in out["strings"])
+            assert torch.equal(container.decode_image(blob, model), codecs.crop(x_hat, 64, 80))
+        plain = _lattice(model, crop, arch, quantizer="hex", portable=portable)
+        assert container.read_header(plain).steps == (0, 0) and plain[8] == 0
 
 
 def test_version_3_steps_byte_round_trips(tiny_models, crop):
@@ -577,23 +659,29 @@ def test_version_3_steps_byte_round_trips(tiny_models, crop):
 
 
 def test_version_3_fields_out_of_range_are_refused(tiny_models, crop, monkeypatch):
+    """The fields of the lattice coder's header (versions 3 and 4), the steps byte of version 4
+    with another coder, and version 2's rules."""
     newer = "written by a newer nctutor; upgrade nctutor"
-    fact = _lattice(tiny_models["bmshj2018-factorized"], crop, "bmshj2018-factorized",
-                    quantizer="hex")
-    hs = container.read_header(fact).header_size
-    with pytest.raises(BitstreamError, match=f"unknown quantizer 3 .*{newer}"):
-        container.read_header(_set(fact, 7, b"\x03", hs))
-    with pytest.raises(BitstreamError, match=f"unknown quantizer 255 .*{newer}"):
-        container.read_header(_set(fact, 7, b"\xff", hs))
-    with pytest.raises(BitstreamError, match="version 3 with the table coder"):
-        container.read_header(_set(fact, 6, b"\x00", hs))
-    with pytest.raises(BitstreamError, match="bmshj2018-factorized has no exact coder"):
-        container.read_header(_set(fact, 6, b"\x01", hs))
-    # the factorized prior has no side latents: a side step is refused by its decoder
-    side = _set(fact, 8, b"\x03", hs)
-    assert container.read_header(side).steps == (0, 3)
-    with pytest.raises(BitstreamError, match="side shift for a model without side latents"):
-        container.decode_image(side, tiny_models["bmshj2018-factorized"])
+    for portable, version in ((False, 3), (True, 4)):
+        fact = _lattice(tiny_models["bmshj2018-factorized"], crop, "bmshj2018-factorized",
+                        quantizer="hex", portable=portable)
+        hs = container.read_header(fact).header_size
+        assert container.read_header(fact).version == version
+        with pytest.raises(BitstreamError, match=f"unknown quantizer 3 .*{newer}"):
+            container.read_header(_set(fact, 7, b"\x03", hs))
+        with pytest.raises(BitstreamError, match=f"unknown quantizer 255 .*{newer}"):
+            container.read_header(_set(fact, 7, b"\xff", hs))
+        # relabelled table: version 3 is the lattice coder's; in version 4 the quantizer is
+        with pytest.raises(BitstreamError, match="version 3 with the table coder" if version == 3
+                           else "quantizer hex or a latent shift with the table coder"):
+            container.read_header(_set(fact, 6, b"\x00", hs))
+        with pytest.raises(BitstreamError, match="bmshj2018-factorized has no exact coder"):
+            container.read_header(_set(fact, 6, b"\x01", hs))
+        # the factorized prior has no side latents: a side step is refused by its decoder
+        side = _set(fact, 8, b"\x03", hs)
+        assert container.read_header(side).steps == (0, 3)
+        with pytest.raises(BitstreamError, match="side shift for a model without side latents"):
+            container.decode_image(side, tiny_models["bmshj2018-factorized"])
     # step indices beyond the candidate sets (none today: 16 candidates each, 4 bits each)
     main = _set(fact, 8, b"\xc0", hs)
     monkeypatch.setattr(container, "MAIN_STEPS", MAIN_STEPS[:12])
@@ -603,7 +691,9 @@ def test_version_3_fields_out_of_range_are_refused(tiny_models, crop, monkeypatc
     with pytest.raises(BitstreamError, match=r"shift step indices \(0, 3\)"):
         container.read_header(side)
     # a version 2 file: no steps byte, no lattice quantizer with the table coder
-    table = container.encode_image(tiny_models["mbt2018-mean"], crop, "mbt2018-mean", 3)
+    table = container.encode_image(tiny_models["mbt2018-mean"], crop, "mbt2018-mean", 3,
+                                   portable=False)
+    assert container.read_header(table).version == 2
     hs2 = container.read_header(table).header_size
     for code, name in ((1, "hex"), (2, "oct")):
         with pytest.raises(BitstreamError, match=f"corrupted file: quantizer {name} or a latent "
@@ -611,12 +701,24 @@ def test_version_3_fields_out_of_range_are_refused(tiny_models, crop, monkeypatc
             container.read_header(_set(table, 7, bytes([code]), hs2))
     with pytest.raises(BitstreamError, match="version 2 with the lattice coder"):
         container.read_header(_set(table, 6, b"\x02", hs2))
+    # a version 4 table file: the steps byte is there, and must be 0; no lattice quantizer
+    table = container.encode_image(tiny_models["mbt2018-mean"], crop, "mbt2018-mean", 3)
+    h4 = container.read_header(table)
+    assert (h4.version, h4.coder, table[8]) == (4, "table", 0)
+    for code, name in ((1, "hex"), (2, "oct")):
+        with pytest.raises(BitstreamError, match=f"corrupted file: quantizer {name} or a latent "
+                                                 f"shift with the table coder"):
+            container.read_header(_set(table, 7, bytes([code]), h4.header_size))
+    for steps in (b"\x10", b"\x01", b"\xff"):
+        with pytest.raises(BitstreamError, match="corrupted file: quantizer scalar or a latent "
+                                                 "shift with the table coder"):
+            container.read_header(_set(table, 8, steps, h4.header_size))
 
 
 def test_lattice_coder_refuses_models_it_cannot_wrap(tiny_models, crop):
     blob = _lattice(tiny_models["mbt2018-mean"], crop, "mbt2018-mean")
     h = container.read_header(blob)
-    assert (h.version, h.coder, h.quantizer, h.steps) == (3, "lattice", "scalar", (0, 0))
+    assert (h.version, h.coder, h.quantizer, h.steps) == (4, "lattice", "scalar", (0, 0))
     head = container._pack_header(dataclasses.replace(h, model="bmshj2018-hyperprior"))
     payload = blob[h.header_size:]
     forged = head + struct.pack(">I", zlib.crc32(payload, zlib.crc32(head))) + payload

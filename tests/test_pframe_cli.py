@@ -5,6 +5,7 @@ Fresh coders at smoke widths (N=16, M=24) serve: the pipeline, not the training,
 synthesis correction starts at zero (``x̂_g = x̂_d``); the tests give it random weights so that
 the switching has two different reconstructions to choose from."""
 
+import copy
 import json
 import random
 import struct
@@ -18,6 +19,7 @@ from conftest import finished_run
 from nctutor import checkpoints, cli, config, container, data, pframetrain, zoo
 from nctutor.codecs import conditional as cc
 from nctutor.codecs import lmbda
+from nctutor.entropy import integer
 from nctutor.errors import BitstreamError, DataError, NctutorError, ZooError
 
 XGDC = "pframe-xgdc"
@@ -354,7 +356,9 @@ def test_pframe_model_finds_shipped_then_cached_weights(tmp_path, monkeypatch):
     net = zoo.pframe_model(XGDC, 2, "smoke")
     assert net.nctutor == {"name": XGDC, "quality": 2, "profile": "smoke", "source": str(run)}
     assert not net.training and isinstance(net, cc.XGDC)
-    expected = fresh.state_dict()
+    # every entry, the tables included: the zoo's are the portable ones of the same weights
+    expected = integer.portable_tables(copy.deepcopy(fresh)).state_dict()
+    assert net.state_dict().keys() == expected.keys()
     assert all(torch.equal(v, expected[k]) for k, v in net.state_dict().items())
     assert zoo.pframe_locate(XGDC, 2, "smoke") == {"quality": 2, "from": "cache",
                                                    "profile": "smoke", "path": str(run)}
