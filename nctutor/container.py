@@ -759,8 +759,6 @@ def encode_image(model: torch.nn.Module, x: torch.Tensor, model_name: str, quali
     if portable and arch in FLOAT_ONLY:
         raise ValueError(f"{arch} has no portable entropy path (CompressAI's autoregressive loop "
                          f"runs its own float convolutions): use portable=False")
-    version = VERSION if portable else 3 if coder == "lattice" or quantizer != "scalar" or shift \
-        else 2
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise TypeError("x must be a floating-point torch.Tensor")
     if x.dim() == 4 and x.shape[0] == 1:
@@ -780,6 +778,7 @@ def encode_image(model: torch.nn.Module, x: torch.Tensor, model_name: str, quali
         raise ValueError(f"coder must be one of {', '.join(CODERS)}, got {coder!r}")
     if coder == "exact" and (quantizer != "scalar" or shift):
         raise ValueError("a lattice quantizer or the latent shift needs coder='lattice'")
+    version = VERSION if portable else 3 if coder == "lattice" else 2  # as before version 4
     if coder == "lattice" and not has_latent_codec(arch):
         raise ValueError(f"coder='lattice' wraps bmshj2018-factorized or mbt2018-mean, not {arch}")
     if coder == "exact" and not has_exact_coder(arch):
