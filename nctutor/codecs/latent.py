@@ -325,7 +325,8 @@ class LatentCodec:
             scales = tuple(float(table[i]) for i in ids)
             key, dens = (v_quantizer, scales), [_gaussian(s) for s in scales]
         else:
-            key, dens = (self._fingerprint, v_quantizer, ids), [self._fcdf.density(c) for c in ids]
+            key, dens = ((self._fingerprint, self.portable, v_quantizer, ids),
+                         [self._fcdf.density(c) for c in ids])
         return _TABLES.get(key, lambda: cell_table(v_quantizer, [d[0] for d in dens],
                                                    [d[1] for d in dens]))
 
